@@ -1,0 +1,68 @@
+"""The labelled-article bracket format: inserted sentences wrapped in `[ ]`.
+
+`strip_brackets` turns a labelled text into the bracket-free text and the spans (offsets
+into that text) that were bracketed. Prediction removes brackets the same way, so offsets
+always refer to the text without them.
+"""
+from __future__ import annotations
+
+
+class FormatError(ValueError):
+    """Bad input, with where it is: file (or record id) and 1-based line."""
+
+    def __init__(self, source: str, line: int | None, message: str):
+        self.source, self.line, self.message = source, line, message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+def strip_brackets(text: str, source: str = "<text>") -> tuple[str, list[tuple[int, int]]]:
+    """Return (text without brackets, [(start, end)] of each bracketed span in that text)."""
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    open_at: int | None = None  # position in the clean text where the open span starts
+    open_line = 0
+    line = 1
+    n = 0
+    for ch in text:
+        if ch == "[":
+            if open_at is not None:
+                raise FormatError(source, line, f"nested '[' (the span opened on line {open_line} is not closed)")
+            open_at, open_line = n, line
+            continue
+        if ch == "]":
+            if open_at is None:
+                raise FormatError(source, line, "']' without a matching '['")
+            if n == open_at or not "".join(out[open_at:]).strip():
+                raise FormatError(source, line, "empty '[ ]' span")
+            spans.append((open_at, n))
+            open_at = None
+            continue
+        if ch == "\n":
+            line += 1
+        out.append(ch)
+        n += 1
+    if open_at is not None:
+        raise FormatError(source, open_line, "'[' is never closed")
+    clean = "".join(out)
+    # Whitespace just inside the brackets is not part of the sentence.
+    tidy = []
+    for s, e in spans:
+        while s < e and clean[s].isspace():
+            s += 1
+        while e > s and clean[e - 1].isspace():
+            e -= 1
+        tidy.append((s, e))
+    return clean, tidy
+
+
+def decode_utf8(raw: bytes, source: str) -> str:
+    """Decode file bytes as UTF-8, naming the line of the first bad byte."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise FormatError(source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
+    if "\x00" in text:
+        raise FormatError(source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text")
+    return text.lstrip("\ufeff")

@@ -1,0 +1,103 @@
+"""Reading articles from files: `.txt` (one article each), folders of them, and JSONL.
+
+JSONL lines are `{"id", "text"}` (brackets allowed) or pre-split
+`{"id", "sentences": [{"text", "label"}]}`; other fields (outlet, ...) are kept as metadata.
+Every error names the file and the line.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from serving.brackets import FormatError, decode_utf8
+
+MAX_ARTICLE_CHARS = 1_000_000
+
+
+@dataclass
+class RawArticle:
+    id: str
+    source: str  # the file it came from
+    text: str | None = None  # may carry [ ] brackets
+    sentences: list[dict] | None = None  # pre-split form: [{"text", "label"}]
+    meta: dict = field(default_factory=dict)
+    line: int | None = None  # JSONL line
+
+
+def _expand(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in (".txt", ".jsonl"))
+            if not found:
+                raise FormatError(str(p), None, "folder has no .txt or .jsonl files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FormatError(str(p), None, "no such file or folder")
+    return files
+
+
+def _read_jsonl(path: Path) -> Iterator[RawArticle]:
+    text = decode_utf8(path.read_bytes(), str(path))
+    seen: set[str] = set()
+    n = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise FormatError(str(path), lineno, f"invalid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(rec, dict):
+            raise FormatError(str(path), lineno, "expected a JSON object")
+        art_id = rec.get("id", f"{path.stem}-{lineno}")
+        if not isinstance(art_id, (str, int)):
+            raise FormatError(str(path), lineno, "field 'id' must be a string")
+        art_id = str(art_id)
+        if art_id in seen:
+            raise FormatError(str(path), lineno, f"duplicate id {art_id!r}")
+        seen.add(art_id)
+        meta = {k: v for k, v in rec.items() if k not in ("id", "text", "sentences")}
+        src = str(path)
+        if "sentences" in rec:
+            sents = rec["sentences"]
+            if not isinstance(sents, list) or not sents:
+                raise FormatError(str(path), lineno, "field 'sentences' must be a non-empty list")
+            for i, s in enumerate(sents):
+                if not isinstance(s, dict) or not isinstance(s.get("text"), str) or not s["text"].strip():
+                    raise FormatError(str(path), lineno, f"sentences[{i}] needs a non-empty string field 'text'")
+                if "label" in s and s["label"] not in ("reporting", "inserted", 0, 1):
+                    raise FormatError(str(path), lineno, f"sentences[{i}].label must be 'reporting' or 'inserted', got {s['label']!r}")
+            yield RawArticle(art_id, src, sentences=sents, meta=meta, line=lineno)
+        elif "text" in rec:
+            if not isinstance(rec["text"], str):
+                raise FormatError(str(path), lineno, "field 'text' must be a string")
+            if not rec["text"].strip():
+                raise FormatError(str(path), lineno, "field 'text' is empty")
+            yield RawArticle(art_id, src, text=rec["text"], meta=meta, line=lineno)
+        else:
+            raise FormatError(str(path), lineno, "expected a field 'text' or 'sentences'")
+        n += 1
+    if n == 0:
+        raise FormatError(str(path), None, "empty file: no JSON lines")
+
+
+def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
+    """Articles from .txt files, folders and JSONL files, in a stable order."""
+    for path in _expand(paths):
+        if path.suffix == ".jsonl":
+            yield from _read_jsonl(path)
+            continue
+        raw = path.read_bytes()
+        if len(raw) > 4 * MAX_ARTICLE_CHARS:
+            raise FormatError(str(path), None, f"file is {len(raw):,} bytes; an article is at most {MAX_ARTICLE_CHARS:,} characters")
+        text = decode_utf8(raw, str(path))
+        if not text.strip():
+            raise FormatError(str(path), None, "empty file")
+        if len(text) > MAX_ARTICLE_CHARS:
+            raise FormatError(str(path), None, f"article has {len(text):,} characters; at most {MAX_ARTICLE_CHARS:,}")
+        yield RawArticle(path.stem, str(path), text=text)

@@ -1,0 +1,140 @@
+"""The one predictor: a model bundle run by ONNX Runtime (no torch, no transformers).
+
+Used by `mudraj predict`, `mudraj evaluate` and the HTTP service alike.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from serving.brackets import strip_brackets
+from serving.bundle import LABELS, MODEL_FILES, read_metadata
+from serving.features import Encoder, Feature, load_tokenizer
+from serving.segment import segment
+
+
+@dataclass
+class SentencePrediction:
+    start: int
+    end: int
+    text: str
+    label: str
+    score: float
+    windows: int = 1  # >1 when a long sentence was scored in several windows
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if d["windows"] == 1:
+            del d["windows"]
+        return d
+
+
+def default_threads() -> int:
+    env = os.environ.get("MUDRAJ_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return int(env) if env else max(1, min(4, os.cpu_count() or 1))
+
+
+class Predictor:
+    """Scores sentences of articles with a bundle.
+
+    precision: "int8" (CPU default), "fp32" (GPU default), or "auto".
+    """
+
+    def __init__(self, bundle: Path | str, precision: str = "auto", device: str = "auto",
+                 threads: int | None = None, batch_size: int = 32, verify: bool = True):
+        self.bundle = Path(bundle)
+        self.meta = read_metadata(self.bundle, verify=verify)
+        available = ort.get_available_providers()
+        use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
+        if device == "cuda" and not use_cuda:
+            raise RuntimeError(f"device 'cuda' asked for, but onnxruntime offers only {available}")
+        if precision == "auto":
+            precision = "fp32" if use_cuda or MODEL_FILES["int8"] not in self.meta["files"] else "int8"
+        if precision not in MODEL_FILES:
+            raise ValueError(f"precision must be one of {sorted(MODEL_FILES)} or 'auto', got {precision!r}")
+        model_path = self.bundle / MODEL_FILES[precision]
+        if MODEL_FILES[precision] not in self.meta["files"]:
+            raise FileNotFoundError(f"{self.bundle} has no {precision} model ({MODEL_FILES[precision]})")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(model_path), opts, providers=providers)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.precision, self.device = precision, "cuda" if use_cuda else "cpu"
+        self.batch_size = batch_size
+        self.encoder = Encoder(load_tokenizer(self.bundle / "tokenizer.json"), self.meta["max_length"],
+                               self.meta["context_width"], self.meta["normalization"])
+        self.threshold = float(self.meta["threshold"])
+        self.temperature = float(self.meta.get("temperature", 1.0))
+
+    @property
+    def info(self) -> dict:
+        return {"name": self.meta["name"], "version": self.meta.get("version", "0"), "threshold": self.threshold,
+                "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name")}
+
+    def logits(self, features: Sequence[Feature]) -> np.ndarray:
+        """Raw logits [n, 2], computed in length-sorted batches to keep padding small."""
+        out = np.zeros((len(features), len(LABELS)), dtype=np.float32)
+        order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            width = max(len(features[i].input_ids) for i in idx)
+            ids = np.full((len(idx), width), self.encoder.pad_id, dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for r, i in enumerate(idx):
+                f = features[i]
+                ids[r, : len(f.input_ids)] = f.input_ids
+                types[r, : len(f.token_type_ids)] = f.token_type_ids
+                mask[r, : len(f.input_ids)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.input_names:
+                feed["token_type_ids"] = types
+            out[idx] = self.session.run(["logits"], feed)[0]
+        return out
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated P(inserted) with the bundle's temperature."""
+        z = logits / self.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e[:, 1] / e.sum(axis=1)
+
+    def score_articles(self, articles: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """P(inserted) and window counts for each sentence of each article (one batched run)."""
+        feats: list[Feature] = []
+        owner: list[tuple[int, int]] = []
+        for a, sentences in enumerate(articles):
+            for f in self.encoder.encode_article(sentences):
+                feats.append(f)
+                owner.append((a, f.sentence))
+        probs = self.probabilities(self.logits(feats)) if feats else np.zeros(0)
+        result = [(np.zeros(len(s), dtype=np.float64), np.zeros(len(s), dtype=np.int64)) for s in articles]
+        for (a, k), p in zip(owner, probs):
+            scores, windows = result[a]
+            scores[k] = max(scores[k], float(p))  # a long sentence is as suspicious as its worst window
+            windows[k] += 1
+        return result
+
+    def predict_texts(self, texts: Sequence[str], threshold: float | None = None) -> list[list[SentencePrediction]]:
+        """Segment and classify whole articles. Brackets, if any, are removed first."""
+        thr = self.threshold if threshold is None else threshold
+        cut = []
+        for t in texts:
+            clean = strip_brackets(t)[0] if ("[" in t or "]" in t) else t
+            cut.append(segment(clean))
+        scored = self.score_articles([[s.text for s in spans] for spans in cut])
+        out = []
+        for spans, (scores, windows) in zip(cut, scored):
+            out.append([
+                SentencePrediction(s.start, s.end, s.text, LABELS[int(p >= thr)], round(float(p), 6), int(w))
+                for s, p, w in zip(spans, scores, windows)
+            ])
+        return out

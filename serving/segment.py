@@ -1,0 +1,141 @@
+"""The one sentence segmenter: Arabic news prose -> sentence spans with character offsets.
+
+Used by training (to cut labelled articles into sentences) and by serving (to cut what a
+user submits), so that the sentences we learn from are the sentences we classify.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+TERMINATORS = ".!?؟"
+# Characters that may follow a terminator and still belong to the sentence that ends.
+CLOSERS = "\"'”’»)]}›"
+OPENERS = "\"'“‘«([{‹"
+
+# Single letters that end in a period in Arabic news without ending a sentence:
+# د. (doctor), م. (engineer / AD year), أ. (professor), ص. (page), ج.م.ع (acronyms).
+ABBREVIATIONS = frozenset(
+    {"د", "م", "أ", "ا", "ص", "ج", "ع", "ت", "ق", "ش", "س", "ه", "هـ", "ب", "ح", "ك", "ن", "ط", "ر", "ل"}
+    | {"Dr", "Mr", "Mrs", "Ms", "Prof", "St", "Jr", "Sr", "No", "vs", "etc", "Inc", "Ltd", "Co"}
+)
+_ARABIC_LETTER = re.compile(r"[\u0621-\u064A\u0671-\u06D3]")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence: text[start:end] of the text it was cut from."""
+
+    start: int
+    end: int
+    text: str
+
+
+def _word_before(text: str, i: int) -> str:
+    """The run of non-space characters that ends just before position i."""
+    j = i
+    while j > 0 and not text[j - 1].isspace():
+        j -= 1
+    return text[j:i]
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    word = _word_before(text, dot).lstrip(OPENERS)
+    if not word:
+        return False
+    # Acronyms written with dots: ج.م.ع or U.S. -- the piece before this dot is one letter.
+    last = word.split(".")[-1]
+    return last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+
+
+def _boundaries(text: str, lo: int, hi: int) -> list[int]:
+    """Sentence end positions (exclusive) inside text[lo:hi], by punctuation and line breaks."""
+    ends: list[int] = []
+    i = lo
+    while i < hi:
+        ch = text[i]
+        if ch == "\n":
+            ends.append(i)
+            i += 1
+            continue
+        if ch not in TERMINATORS:
+            i += 1
+            continue
+        # Decimals and dotted numbers: 3.5, 2.000 -- no break between two digits.
+        if ch == "." and 0 < i < hi - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+            i += 1
+            continue
+        if ch == "." and _is_abbreviation(text, i) and not (i + 1 >= hi or text[i + 1] == "\n"):
+            i += 1
+            continue
+        # Swallow what still belongs to this sentence end: more terminators ("...", "!؟"),
+        # closing quotes and brackets, and a stray stop after a quote (`..." .`).
+        j = i + 1
+        while j < hi:
+            if text[j] in TERMINATORS or text[j] in CLOSERS:
+                j += 1
+                continue
+            k = j
+            while k < hi and text[k] in " \t\u00a0":
+                k += 1
+            if k < hi and k > j and text[k] in TERMINATORS and text[k] != "\n":
+                j = k + 1
+                continue
+            break
+        # An ellipsis ("..", "...") is a pause in Arabic prose, unless the line ends there.
+        ellipsis = ch == "." and i + 1 < hi and text[i + 1] == "."
+        if ellipsis and j < hi and text[j] != "\n" and not text[j:].lstrip(" \t\u00a0").startswith("\n"):
+            i = j
+            continue
+        if j >= hi or text[j].isspace():
+            ends.append(j)
+        elif _ARABIC_LETTER.match(text[j]) and len(_word_before(text, i)) > 1:
+            # A missing space after the stop ("الخميس.وقال") is an outlet typo, not a word.
+            ends.append(j)
+        i = j
+    return ends
+
+
+def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True) -> None:
+    """Strip whitespace from text[lo:hi] and append it as a sentence if anything is left."""
+    while lo < hi and text[lo].isspace():
+        lo += 1
+    while hi > lo and text[hi - 1].isspace():
+        hi -= 1
+    if lo >= hi:
+        return
+    piece = text[lo:hi]
+    # A piece made only of punctuation belongs to the sentence before it.
+    if merge and out and not any(c.isalnum() for c in piece) and text[out[-1].end : lo].strip() == "":
+        prev = out.pop()
+        out.append(Span(prev.start, hi, text[prev.start : hi]))
+        return
+    out.append(Span(lo, hi, piece))
+
+
+def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
+    """Split text into sentences.
+
+    `protected` spans (sorted, non-overlapping; e.g. the bracketed insertions of a labelled
+    article) are each kept whole as one sentence: the segmenter breaks at their edges and
+    never inside them.
+    """
+    spans: list[Span] = []
+    cursor = 0
+    for p_start, p_end in list(protected) + [(len(text), len(text))]:
+        if p_start < cursor or p_end < p_start or p_end > len(text):
+            raise ValueError(f"protected span ({p_start}, {p_end}) overlaps or is out of order")
+        start = cursor
+        for end in _boundaries(text, cursor, p_start):
+            _emit(text, start, end, spans)
+            start = end
+        _emit(text, start, p_start, spans)
+        if p_end > p_start:
+            _emit(text, p_start, p_end, spans, merge=False)
+        cursor = p_end
+    return spans
+
+
+def segment_many(texts: Iterable[str]) -> list[list[Span]]:
+    return [segment(t) for t in texts]

@@ -1,0 +1,181 @@
+"""A training run -> a model bundle: ONNX fp32 and dynamic int8, checked for parity.
+
+    mudraj export runs/e5-small --out models/my-bundle
+
+Export fails if ONNX fp32 logits differ from PyTorch by more than `atol`, or if int8
+changes the label of more than `max_int8_label_change` of the dev sentences.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
+from serving.features import Encoder, Feature, load_tokenizer
+from training.data import load_articles
+from training.io import atomic_write_json
+
+ATOL = 1e-3  # fp32 ONNX vs PyTorch, max |logit difference|
+MAX_INT8_LABEL_CHANGE = 0.02  # share of dev sentences whose label int8 may flip
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+def _torch_logits(model, features: list[Feature], pad_id: int, batch_size: int = 32) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for b in range(0, len(features), batch_size):
+            chunk = features[b : b + batch_size]
+            width = max(len(f.input_ids) for f in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            types = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, f in enumerate(chunk):
+                ids[r, : len(f.input_ids)] = torch.tensor(f.input_ids)
+                types[r, : len(f.token_type_ids)] = torch.tensor(f.token_type_ids)
+                mask[r, : len(f.input_ids)] = 1
+            out.append(model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+
+
+def _onnx_logits(path: Path, features: list[Feature], pad_id: int, batch_size: int = 32) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out = []
+    for b in range(0, len(features), batch_size):
+        chunk = features[b : b + batch_size]
+        width = max(len(f.input_ids) for f in chunk)
+        ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for r, f in enumerate(chunk):
+            ids[r, : len(f.input_ids)] = f.input_ids
+            types[r, : len(f.token_type_ids)] = f.token_type_ids
+            mask[r, : len(f.input_ids)] = 1
+        out.append(sess.run(["logits"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0])
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+
+
+def export_onnx(model, path: Path, opset: int = 17) -> None:
+    import torch
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    # Padding in the example input keeps the masking path in the traced graph.
+    dummy = torch.ones((2, 16), dtype=torch.long)
+    mask = dummy.clone()
+    mask[1, 10:] = 0
+    axes = {0: "batch", 1: "sequence"}
+    torch.onnx.export(
+        Wrapper(model.eval()), (dummy, mask, torch.zeros_like(dummy)), str(path),
+        input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+        dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}},
+        opset_version=opset, dynamo=False,
+    )
+    model.eval()  # the exporter leaves the module in training mode (dropout on)
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def dev_features(run_dir: Path, encoder: Encoder, limit: int = 2000) -> list[Feature]:
+    feats: list[Feature] = []
+    for a in load_articles([run_dir / "dev.jsonl"]):
+        feats.extend(encoder.encode_article([s.text for s in a.sentences]))
+        if len(feats) >= limit:
+            break
+    return feats[:limit]
+
+
+def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, atol: float = ATOL,
+           max_int8_label_change: float = MAX_INT8_LABEL_CHANGE, threshold: float = 0.5,
+           temperature: float = 1.0, int8: bool = True) -> Path:
+    """Write a bundle for a finished run; returns its folder."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished training run (no run.json); train first")
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    cfg = run["config"]
+    out = Path(out) if out else run_dir / "bundle"
+    encoder = Encoder(load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"],
+                      run["normalization"])
+    torch.set_num_threads(2)
+    # Eager attention traces into plain ONNX ops with the padding mask intact.
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", attn_implementation="eager").eval()
+    feats = dev_features(run_dir, encoder)
+    if not feats:
+        raise ValueError(f"{run_dir}/dev.jsonl has no sentences to check parity on")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        t0 = time.time()
+        export_onnx(model, tmp / MODEL_FILES["fp32"])
+        ref = _torch_logits(model, feats, encoder.pad_id)
+        fp32 = _onnx_logits(tmp / MODEL_FILES["fp32"], feats, encoder.pad_id)
+        max_diff = float(np.abs(ref - fp32).max())
+        if max_diff > atol:
+            raise ParityError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {atol:.0e}")
+        parity = {"sentences": len(feats), "fp32_max_abs_logit_diff": max_diff,
+                  "fp32_label_agreement": float((ref.argmax(1) == fp32.argmax(1)).mean())}
+        if int8:
+            quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
+            q = _onnx_logits(tmp / MODEL_FILES["int8"], feats, encoder.pad_id)
+            agreement = float((ref.argmax(1) == q.argmax(1)).mean())
+            parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()))
+            if 1 - agreement > max_int8_label_change:
+                raise ParityError(f"int8 changes {1 - agreement:.1%} of dev labels > {max_int8_label_change:.0%}")
+        shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        meta = {
+            "name": name or cfg["name"],
+            "version": datetime.now(timezone.utc).strftime("%Y.%m.%d"),
+            "labels": list(LABELS),
+            "max_length": cfg["max_length"],
+            "context_width": cfg["context_width"],
+            "normalization": run["normalization"],
+            "threshold": threshold,
+            "temperature": temperature,
+            "backbone": {"name": cfg["backbone"], "config": json.loads((run_dir / "model" / "config.json").read_text())
+                         .get("model_type")},
+            "train_data_sha256": run["train_data_sha256"],
+            "dev_data_sha256": run["dev_data_sha256"],
+            "metrics": {"dev": run["dev_metrics"]},
+            "parity": {**parity, "atol": atol, "max_int8_label_change": max_int8_label_change},
+            "export_seconds": round(time.time() - t0, 2),
+            "files": files,
+        }
+        atomic_write_json(tmp / METADATA, meta)
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

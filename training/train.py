@@ -1,0 +1,163 @@
+"""Fine-tune a sentence classifier (reporting / inserted) with transformers' Trainer.
+
+CPU (this machine):
+    mudraj train --config configs/e5-small.yaml
+One GPU, bf16:
+    mudraj train --config configs/arabertv02.yaml
+Several GPUs (data parallel, through accelerate):
+    accelerate launch --multi_gpu --num_processes 4 -m training.cli train --config configs/arabertv02.yaml
+Resume after an interruption (same output_dir):
+    mudraj train --config configs/e5-small.yaml --resume
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from serving.bundle import LABELS
+from serving.features import Encoder, load_tokenizer
+from training.backbones import backbone_normalization, resolve_backbone
+from training.config import TrainConfig
+from training.data import Article, data_hash, load_articles, split_articles
+from training.io import atomic_write_json, atomic_write_jsonl
+
+
+def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
+    steps = list(cfg.normalization) + [s for s in backbone_normalization(cfg.backbone) if s not in cfg.normalization]
+    return Encoder(load_tokenizer(backbone_dir / "tokenizer.json"), cfg.max_length, cfg.context_width, steps)
+
+
+def featurize(articles: list[Article], encoder: Encoder) -> dict[str, list]:
+    cols: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "length": []}
+    for a in articles:
+        labels = [s.label for s in a.sentences]
+        for f in encoder.encode_article([s.text for s in a.sentences]):
+            cols["input_ids"].append(f.input_ids)
+            cols["token_type_ids"].append(f.token_type_ids)
+            cols["labels"].append(labels[f.sentence])
+            cols["length"].append(len(f.input_ids))
+    return cols
+
+
+def inserted_metrics(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, _ = precision_recall_fscore_support(labels, pred, labels=[1], average=None, zero_division=0)
+    reporting = labels == 0
+    false_alarm = float((pred[reporting] == 1).mean()) if reporting.any() else 0.0
+    return {"precision": float(p[0]), "recall": float(r[0]), "f1": float(f[0]), "false_alarm_rate": false_alarm}
+
+
+def _compute_metrics(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred
+    return inserted_metrics(np.asarray(labels), np.asarray(logits).argmax(-1))
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train; returns the run directory (model/, tokenizer.json, run.json, dev.jsonl)."""
+    import torch
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                              EarlyStoppingCallback, Trainer, TrainingArguments, set_seed)
+    from datasets import Dataset
+
+    run_dir = Path(cfg.output_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    if run_dir.exists() and not resume and (run_dir / "run.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a finished run; pick another output_dir or pass --resume")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+
+    train_articles = load_articles(cfg.train_data)
+    if cfg.dev_data:
+        dev_articles = load_articles(cfg.dev_data)
+    else:
+        train_articles, dev_articles = split_articles(train_articles, cfg.dev_fraction, cfg.seed)
+    overlap = {a.id for a in train_articles} & {a.id for a in dev_articles}
+    if overlap:
+        raise ValueError(f"{len(overlap)} article ids are in both train and dev data, e.g. {sorted(overlap)[:3]}")
+    if not dev_articles:
+        raise ValueError("no dev articles: give dev_data or a dev_fraction > 0")
+
+    backbone_dir = resolve_backbone(cfg.backbone)
+    encoder = build_encoder(backbone_dir, cfg)
+    train_ds = Dataset.from_dict(featurize(train_articles, encoder))
+    dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        backbone_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={l: i for i, l in enumerate(LABELS)})
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
+
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, bf16=cfg.bf16,
+        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, load_best_model_at_end=True, metric_for_best_model="f1",
+        greater_is_better=True, logging_steps=cfg.logging_steps, report_to=[],
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        length_column_name="length", dataloader_num_workers=0, disable_tqdm=False,
+    )
+    weights = torch.tensor([1.0, cfg.class_weight_inserted])
+
+    def loss_fn(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device),
+                                                 reduction="sum")
+        return loss / (num_items_in_batch if num_items_in_batch else labels.numel())
+
+    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+                      compute_loss_func=loss_fn if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
+    checkpoint = _last_checkpoint(ckpt_dir) if resume else None
+    if resume and checkpoint is None:
+        print(f"--resume: no checkpoint in {ckpt_dir}, starting from the beginning")
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    elapsed = time.time() - t0
+    metrics = trainer.evaluate()
+
+    model_dir = run_dir / "model"
+    tmp = run_dir / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    shutil.copyfile(backbone_dir / "tokenizer.json", run_dir / "tokenizer.json")
+    atomic_write_jsonl(run_dir / "dev.jsonl", (
+        {"id": a.id, "sentences": [{"text": s.text, "label": LABELS[s.label]} for s in a.sentences], **a.meta}
+        for a in dev_articles))
+    steps = max(1, result.global_step)
+    run = {
+        "config": cfg.to_dict(),
+        "backbone_dir": str(backbone_dir),
+        "normalization": list(encoder.normalization),
+        "train_data_sha256": data_hash(train_articles),
+        "dev_data_sha256": data_hash(dev_articles),
+        "train": {"articles": len(train_articles), "examples": len(train_ds),
+                  "inserted": int(sum(train_ds["labels"]))},
+        "dev": {"articles": len(dev_articles), "examples": len(dev_ds), "inserted": int(sum(dev_ds["labels"]))},
+        "steps": result.global_step,
+        "train_seconds": round(elapsed, 2),
+        "seconds_per_step": round(elapsed / steps, 4),
+        "dev_metrics": {k.removeprefix("eval_"): v for k, v in metrics.items()},
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+    }
+    atomic_write_json(run_dir / "run.json", run)
+    return run_dir
