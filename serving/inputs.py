@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from serving.brackets import FormatError, decode_utf8
+from serving.brackets import FormatError, decode_utf8, strip_brackets
 
 MAX_ARTICLE_CHARS = 1_000_000
 
@@ -101,3 +101,16 @@ def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
         if len(text) > MAX_ARTICLE_CHARS:
             raise FormatError(str(path), None, f"article has {len(text):,} characters; at most {MAX_ARTICLE_CHARS:,}")
         yield RawArticle(path.stem, str(path), text=text)
+
+
+def strip_article(article: RawArticle) -> tuple[str, list[tuple[int, int]]]:
+    """The article's bracket-free text and bracketed spans; errors name file and line."""
+    if article.text is None:  # pre-split: sentences joined by a space
+        return " ".join(s["text"].strip() for s in article.sentences or []), []
+    try:
+        return strip_brackets(article.text, article.source)
+    except FormatError as err:
+        if article.line:  # JSONL: the record's line, and the line inside its text
+            raise FormatError(article.source, article.line,
+                              f"field 'text': {err.message} (line {err.line} of the text)") from None
+        raise

@@ -18,6 +18,7 @@ _INVISIBLE = re.compile(r"[\u200c\u200d\u200e\u200f\u202a-\u202e\u2066-\u2069\uf
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([،؛,;:.!?؟)\]»”])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«“])\s+")
 _NO_SPACE_AFTER_PUNCT = re.compile(r"([،؛,;!?؟])(?=[^\s\d،؛,;:.!?؟)\]»”\"'])")
+_STOP_BEFORE_LETTER = re.compile(r"\.(?=[\u0621-\u064A])")
 _TASHKEEL = re.compile(r"[\u064b-\u0652\u0670]")
 _TATWEEL = "\u0640"
 _ALEF = re.compile(r"[أإآٱ]")
@@ -35,6 +36,7 @@ def punctuation(text: str) -> str:
     """No space before a comma or stop, one after: ` ، ` and `،وقال` both become `، `."""
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
+    text = _STOP_BEFORE_LETTER.sub(". ", text)  # not before digits: 3.5 stays
     return _NO_SPACE_AFTER_PUNCT.sub(r"\1 ", text)
 
 

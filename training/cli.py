@@ -84,7 +84,7 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
             precision: str = typer.Option("auto", help="int8, fp32 or auto"),
             threads: Optional[int] = typer.Option(None, help="onnxruntime threads")):
     """Label every sentence of each article: one JSONL record per article."""
-    from serving.inputs import read_articles
+    from serving.inputs import read_articles, strip_article
     from serving.predictor import Predictor
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -93,10 +93,8 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 
     def run():
         arts = list(read_articles(inputs))
-        for a in arts:
-            if a.text is None:
-                a.text = " ".join(s["text"].strip() for s in a.sentences)
-        return arts, predictor.predict_texts([a.text for a in arts], threshold)
+        texts = [strip_article(a)[0] for a in arts]  # offsets refer to the text without brackets
+        return arts, predictor.predict_texts(texts, threshold)
 
     arts, results = _guard(run)
     lines = [json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from serving.brackets import FormatError, strip_brackets
+from serving.brackets import FormatError
 from serving.bundle import LABELS
-from serving.inputs import RawArticle, read_articles
+from serving.inputs import RawArticle, read_articles, strip_article
 from serving.segment import Span, segment
 
 
@@ -55,12 +55,7 @@ def parse_article(raw: RawArticle) -> Article:
         text = " ".join(parts)
         spans = [(s.start, s.end) for s in sents if s.label == 1]
         return Article(raw.id, text, sents, spans, raw.meta, raw.source)
-    try:
-        clean, spans = strip_brackets(raw.text or "", raw.source)
-    except FormatError as err:
-        if raw.line:  # JSONL: the record's line, and the line inside its text
-            raise FormatError(raw.source, raw.line, f"field 'text': {err.message} (line {err.line} of the text)") from None
-        raise
+    clean, spans = strip_article(raw)
     if not clean.strip():
         raise FormatError(raw.source, raw.line, "article has no text outside the brackets")
     sents = [Sentence(s.start, s.end, s.text, _label_of(s, spans)) for s in segment(clean, spans)]

@@ -1,0 +1,48 @@
+"""Shared fixtures: offline, two threads, a tiny model trained once per session."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
+CORPUS = SHARED / "corpora" / "saudinewsnet"
+TINY_DATA = REPO / "data" / "tiny"
+
+
+def need_example() -> Path:
+    if not EXAMPLE.is_file():
+        pytest.skip(f"needs the labelled example {EXAMPLE} (../shared is not beside this clone)")
+    return EXAMPLE
+
+
+def need_corpus() -> Path:
+    if not any(CORPUS.glob("*.zip")):
+        pytest.skip(f"needs the SaudiNewsNet corpus in {CORPUS} (../shared is not beside this clone)")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """configs/tiny.yaml trained for a few steps (seconds)."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml", [f"output_dir={out}"])
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    from training.export import export
+
+    return export(tiny_run, tmp_path_factory.mktemp("bundles") / "mudraj-tiny")
