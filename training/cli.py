@@ -132,6 +132,67 @@ def backbone(spec: str = typer.Argument(..., help="tiny-wordpiece, tiny-unigram,
         typer.echo(json.dumps(check_conversion(path), indent=2))
 
 
+CORPUS_OPT = typer.Option(None, "--corpus", help="SaudiNewsNet folder (default ../shared/corpora/saudinewsnet)")
+
+
+def _corpus(path: Optional[Path]) -> Path:
+    from training.hosts import DEFAULT_CORPUS
+
+    return path or DEFAULT_CORPUS
+
+
+@corpus_app.command("select")
+def corpus_select(corpus: Optional[Path] = CORPUS_OPT,
+                  out: Path = typer.Option(REPO / "data" / "hosts.jsonl", help="where the selection goes"),
+                  n: int = typer.Option(1074, help="number of hosts"),
+                  seed: int = typer.Option(13)):
+    """Pick host articles: news across outlets (max 20% each), some opinion pieces, deduplicated."""
+    from training.hosts import select, selection_summary, write_selection
+
+    cands = _guard(lambda: select(_corpus(corpus), n=n, seed=seed))
+    write_selection(cands, out)
+    typer.echo(json.dumps(selection_summary(cands), indent=2))
+
+
+@corpus_app.command("show")
+def corpus_show(host_id: str, corpus: Optional[Path] = CORPUS_OPT):
+    """Print a host with [paragraph.slot] markers, for writing insertions."""
+    from training.hosts import load_hosts, show
+
+    typer.echo(show(_guard(lambda: load_hosts({host_id}, _corpus(corpus)))[host_id]))
+
+
+@corpus_app.command("check")
+def corpus_check(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(REPO / "data", help="data folder")):
+    """Validate the insertions and print their distribution."""
+    from training.corpus import check, insertion_files, read_insertions
+    from training.hosts import load_hosts, read_selection
+
+    def run():
+        selection = read_selection(data / "hosts.jsonl")
+        insertions = read_insertions(insertion_files(data))
+        hosts = load_hosts({i.host for i in insertions} & {c.id for c in selection}, _corpus(corpus))
+        return check(insertions, hosts, selection)
+
+    problems, rep = _guard(run)
+    typer.echo(json.dumps(rep, indent=2, ensure_ascii=False))
+    for p in problems:
+        typer.secho(p, err=True, fg=typer.colors.RED)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in the insertions", 1)
+    typer.echo("insertions OK")
+
+
+@corpus_app.command("build")
+def corpus_build(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(REPO / "data", help="data folder"),
+                 out: Path = typer.Option(REPO / "build" / "corpus", help="output folder")):
+    """Hosts + insertions -> labelled articles and sentence records, split by outlet."""
+    from training.corpus import build
+
+    counts = _guard(lambda: build(data, _corpus(corpus), out))
+    typer.echo(json.dumps(counts, indent=2))
+
+
 def main() -> None:
     app()
 

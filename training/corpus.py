@@ -1,0 +1,280 @@
+"""The training corpus: selected host articles + our insertions -> labelled articles.
+
+    data/hosts.jsonl            selected hosts: id, outlet, content hash (no host text)
+    data/insertions/*.jsonl     our sentences: host, para, slot, [new_para], kind, text
+    -> build/corpus/{train,dev,test}.jsonl   labelled articles (bracket format in "text")
+    -> build/corpus/{train,dev,test}.records.jsonl   sentence records for the trainer
+
+Splits go by outlet: the test outlets appear nowhere else, so the test score is out of domain.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from serving.brackets import FormatError
+from serving.normalize import normalize
+from serving.segment import segment
+from training.hosts import DEFAULT_CORPUS, Candidate, Host, load_hosts, read_selection
+
+KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution")
+SPLITS = {
+    # Test: outlets unseen in training and dev. Dev: other outlets, for early stopping and the threshold.
+    "test": ("alweeam", "almadina", "arreyadi"),
+    "dev": ("okaz", "arriyadiyah"),
+}
+MIN_WORDS, MAX_WORDS = 8, 50
+
+
+def split_of(outlet: str) -> str:
+    for name, outlets in SPLITS.items():
+        if outlet in outlets:
+            return name
+    return "train"
+
+
+@dataclass(frozen=True)
+class Insertion:
+    host: str
+    para: int
+    slot: int
+    kind: str
+    text: str
+    new_para: bool
+    source: str
+    line: int
+
+
+def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
+    out = []
+    for path in sorted(Path(p) for p in paths):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise FormatError(str(path), i, f"invalid JSON ({err.msg})") from None
+            missing = [k for k in ("host", "para", "slot", "kind", "text") if k not in r]
+            if missing:
+                raise FormatError(str(path), i, f"missing field(s) {missing}")
+            if not isinstance(r["para"], int) or not isinstance(r["slot"], int):
+                raise FormatError(str(path), i, "para and slot must be integers")
+            out.append(Insertion(r["host"], r["para"], r["slot"], r["kind"], r["text"], bool(r.get("new_para")),
+                                 str(path), i))
+    return out
+
+
+def insertion_files(data_dir: Path) -> list[Path]:
+    files = sorted((Path(data_dir) / "insertions").glob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no insertion files in {Path(data_dir) / 'insertions'}")
+    return files
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^\w]+", " ", normalize(text, ["whitespace", "orthography"])).strip()
+
+
+def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    w = _key(text).split()
+    return {tuple(w[i : i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def position_type(ins: Insertion, n_sentences: int) -> str:
+    if ins.new_para:
+        return "new_paragraph"
+    if ins.slot == 0:
+        return "paragraph_start"
+    if ins.slot == n_sentences:
+        return "paragraph_end"
+    return "inside_paragraph"
+
+
+def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[Candidate],
+          near_duplicate: float = 0.6, copy_run: int = 8) -> tuple[list[str], dict]:
+    """Every problem as 'file:line: message', and the distribution report."""
+    problems: list[str] = []
+    selected = {c.id for c in selection}
+    seen_slots: set[tuple] = set()
+    keys: dict[str, Insertion] = {}
+    host_runs: dict[str, set[tuple[str, ...]]] = {}
+    positions: Counter = Counter()
+    for ins in insertions:
+        where = f"{ins.source}:{ins.line}"
+        if ins.host not in selected or ins.host not in hosts:
+            problems.append(f"{where}: unknown host id {ins.host!r}")
+            continue
+        host = hosts[ins.host]
+        if ins.kind not in KINDS:
+            problems.append(f"{where}: unknown kind {ins.kind!r} (known: {', '.join(KINDS)})")
+        t = ins.text
+        if "[" in t or "]" in t or "\n" in t:
+            problems.append(f"{where}: text contains a bracket or a line break")
+        n_words = len(t.split())
+        if not MIN_WORDS <= n_words <= MAX_WORDS:
+            problems.append(f"{where}: {n_words} words (allowed {MIN_WORDS}-{MAX_WORDS})")
+        if len(segment(t)) != 1 or t.rstrip()[-1:] not in ".!?؟":
+            problems.append(f"{where}: text must be exactly one sentence ending in . ! ? or ؟")
+        n_paras = len(host.paragraphs)
+        if ins.new_para:
+            if not 1 <= ins.para <= n_paras or ins.slot != 0:
+                problems.append(f"{where}: new paragraph position {ins.para} invalid (1-{n_paras}, slot 0)")
+                continue
+            n_sents = 0
+        else:
+            if not 1 <= ins.para < n_paras:
+                problems.append(f"{where}: paragraph {ins.para} invalid (host has 1-{n_paras - 1}; 0 is the headline)")
+                continue
+            n_sents = len(segment(host.paragraphs[ins.para]))
+            if not 0 <= ins.slot <= n_sents:
+                problems.append(f"{where}: slot {ins.slot} invalid (paragraph {ins.para} has slots 0-{n_sents})")
+                continue
+        slot = (ins.host, ins.para, ins.slot, ins.new_para)
+        if slot in seen_slots:
+            problems.append(f"{where}: a second insertion at the same position of {ins.host}")
+        seen_slots.add(slot)
+        k = _key(t)
+        if k in keys:
+            other = keys[k]
+            problems.append(f"{where}: duplicate of {other.source}:{other.line}")
+        keys[k] = ins
+        if ins.host not in host_runs:
+            runs = set()
+            for p in host.paragraphs:
+                w = _key(p).split()
+                runs |= {tuple(w[i : i + copy_run]) for i in range(len(w) - copy_run + 1)}
+            host_runs[ins.host] = runs
+        w = k.split()
+        if any(tuple(w[i : i + copy_run]) in host_runs[ins.host] for i in range(len(w) - copy_run + 1)):
+            problems.append(f"{where}: repeats {copy_run}+ consecutive words of its host article")
+        positions[position_type(ins, n_sents)] += 1
+    # Near-duplicates: word-trigram Jaccard over candidate pairs that share a trigram.
+    shingles = {i: _shingles(ins.text) for i, ins in enumerate(insertions)}
+    index: dict[tuple, list[int]] = defaultdict(list)
+    for i, sh in shingles.items():
+        for s in sh:
+            index[s].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for ids in index.values():
+        if len(ids) < 60:  # very common trigrams ("في الوقت الذي") say nothing
+            pairs.update((a, b) for n, a in enumerate(ids) for b in ids[n + 1 :])
+    for a, b in sorted(pairs):
+        sa, sb = shingles[a], shingles[b]
+        jac = len(sa & sb) / len(sa | sb)
+        if jac >= near_duplicate and _key(insertions[a].text) != _key(insertions[b].text):
+            A, B = insertions[a], insertions[b]
+            problems.append(f"{B.source}:{B.line}: near-duplicate of {A.source}:{A.line} (Jaccard {jac:.2f})")
+    return problems, report(insertions, selection, positions)
+
+
+def report(insertions: list[Insertion], selection: list[Candidate], positions: Counter) -> dict:
+    n = len(insertions)
+    hosts_with = {i.host for i in insertions}
+    kinds = Counter(i.kind for i in insertions)
+    openings = Counter(i.text.split()[0] for i in insertions if i.text.split())
+    lengths = [len(i.text.split()) for i in insertions]
+    bins = Counter(min(50, (l // 5) * 5) for l in lengths)
+    first_letter_waw = sum(i.text.startswith("و") for i in insertions)
+    return {
+        "insertions": n,
+        "hosts": len(selection),
+        "hosts_with_insertions": len(hosts_with),
+        "clean_hosts": len({c.id for c in selection} - hosts_with),
+        "kinds": {k: kinds.get(k, 0) for k in KINDS},
+        "kind_shares": {k: round(kinds.get(k, 0) / n, 3) if n else 0 for k in KINDS},
+        "fake_attribution_share": round(kinds.get("fake_attribution", 0) / n, 3) if n else 0,
+        "positions": dict(sorted(positions.items())),
+        "top_openings": openings.most_common(15),
+        "share_starting_with_waw": round(first_letter_waw / n, 3) if n else 0,
+        "words": {"min": min(lengths, default=0), "max": max(lengths, default=0),
+                  "mean": round(sum(lengths) / n, 1) if n else 0,
+                  "histogram_by_5": {f"{b}-{b + 4}": bins[b] for b in sorted(bins)}},
+        "per_outlet_hosts": dict(sorted(Counter(c.outlet for c in selection).items())),
+    }
+
+
+def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[dict]]:
+    """The labelled article: host paragraphs with our sentences in [ ] at their slots."""
+    by_para: dict[int, list[Insertion]] = defaultdict(list)
+    new_paras: dict[int, list[Insertion]] = defaultdict(list)
+    for ins in insertions:
+        (new_paras if ins.new_para else by_para)[ins.para].append(ins)
+    paragraphs: list[str] = []
+    kinds: list[str] = []  # kinds in reading order
+    for p, para in enumerate(list(host.paragraphs) + [None]):
+        for ins in sorted(new_paras.get(p, []), key=lambda i: i.line):
+            paragraphs.append(f"[{ins.text}]")
+            kinds.append(ins.kind)
+        if para is None:
+            break
+        sents = segment(para)
+        cuts = sorted(by_para.get(p, []), key=lambda i: i.slot)
+        pieces, pos = [], 0
+        for ins in cuts:
+            at = sents[ins.slot].start if ins.slot < len(sents) else len(para)
+            pieces.append(para[pos:at].rstrip())
+            pieces.append(f"[{ins.text}]")
+            kinds.append(ins.kind)
+            pos = at
+        pieces.append(para[pos:])
+        paragraphs.append(" ".join(x for x in pieces if x))
+    return "\n\n".join(paragraphs), kinds
+
+
+def build(data_dir: Path, corpus: Path = DEFAULT_CORPUS, out: Path = Path("build/corpus")) -> dict:
+    """Write the labelled corpus; returns counts per split. Byte-identical across runs."""
+    from training.data import parse_article, to_records
+    from serving.inputs import RawArticle
+    from training.io import atomic_write_json, atomic_write_jsonl
+
+    data_dir = Path(data_dir)
+    selection = read_selection(data_dir / "hosts.jsonl")
+    insertions = read_insertions(insertion_files(data_dir))
+    hosts = load_hosts({c.id for c in selection}, corpus)
+    changed = [c.id for c in selection if hosts[c.id].sha256 != c.sha256]
+    if changed:
+        raise ValueError(f"{len(changed)} host articles differ from the recorded content hash "
+                         f"(the corpus at {corpus} changed), e.g. {changed[:3]}")
+    problems, _ = check(insertions, hosts, selection)
+    if problems:
+        raise ValueError(f"{len(problems)} insertion problems, first: {problems[0]} (run `mudraj corpus check`)")
+    by_host: dict[str, list[Insertion]] = defaultdict(list)
+    for ins in insertions:
+        by_host[ins.host].append(ins)
+    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    records: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    counts: dict = {}
+    for cand in selection:
+        host = hosts[cand.id]
+        text, kinds = assemble(host, by_host.get(cand.id, []))
+        split = split_of(cand.outlet)
+        rec = {"id": cand.id, "outlet": cand.outlet, "genre": cand.genre, "split": split, "text": text,
+               "kinds": kinds}
+        article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))
+        if sum(s.label for s in article.sentences) != len(kinds):
+            raise AssertionError(f"{cand.id}: {len(kinds)} insertions but "
+                                 f"{sum(s.label for s in article.sentences)} inserted sentences")
+        splits[split].append(rec)
+        it = iter(kinds)
+        for r in to_records([article], context_width=1):
+            r["kind"] = next(it) if r["label"] == "inserted" else None
+            records[split].append(r)
+    out = Path(out)
+    for split in splits:
+        atomic_write_jsonl(out / f"{split}.jsonl", splits[split])
+        atomic_write_jsonl(out / f"{split}.records.jsonl", records[split])
+        counts[split] = {
+            "articles": len(splits[split]),
+            "clean_articles": sum(not r["kinds"] for r in splits[split]),
+            "sentences": len(records[split]),
+            "inserted": sum(r["label"] == "inserted" for r in records[split]),
+            "outlets": dict(sorted(Counter(r["outlet"] for r in splits[split]).items())),
+            "kinds": dict(sorted(Counter(k for r in splits[split] for k in r["kinds"]).items())),
+        }
+    atomic_write_json(out / "counts.json", counts)
+    return counts
