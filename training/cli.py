@@ -193,6 +193,14 @@ def corpus_build(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(
     typer.echo(json.dumps(counts, indent=2))
 
 
+@app.command()
+def audit(corpus_dir: Path = typer.Argument(REPO / "build" / "corpus", help="output of `mudraj corpus build`")):
+    """Shortcut audit: dev ROC-AUC of a formatting-only classifier, before and after normalisation."""
+    from training.audit import audit as run_audit
+
+    typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     app()
 

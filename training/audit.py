@@ -1,0 +1,83 @@
+"""Shortcut audit: can formatting and orthography alone (no words) tell our sentences apart?
+
+Host outlets write with quirks (NBSP, ` ، `, bare alef for hamza, tatweel, Hindi digits) that our
+inserted sentences lack. If a classifier on such features alone beats chance, a model can learn
+quirks instead of commentary. We measure it on the text the model sees, before and after the
+normalisation steps, training on the train split and scoring the dev split.
+
+    mudraj audit build/corpus
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from serving.normalize import normalize
+
+FEATURES = {
+    "nbsp": lambda s: s.count("\u00a0"),
+    "invisible_marks": lambda s: len(re.findall(r"[\u200b-\u200f\u202a-\u202e\ufeff]", s)),
+    "double_space": lambda s: s.count("  "),
+    "space_before_punct": lambda s: len(re.findall(r"\s[،؛,.:!؟?]", s)),
+    "no_space_after_comma": lambda s: len(re.findall(r"[،,][^\s\d]", s)),
+    "stop_glued_to_letter": lambda s: len(re.findall(r"\.[\u0621-\u064A]", s)),
+    "hamza_alef": lambda s: len(re.findall(r"[أإآ]", s)) / max(1, len(re.findall(r"[اأإآ]", s))),
+    "bare_alef_word_start": lambda s: len(re.findall(r"(?:^|\s)ال?ا", s)) / max(1, len(s.split())),
+    "alef_maqsura": lambda s: s.count("ى") / max(1, s.count("ى") + s.count("ي")),
+    "ta_marbuta_as_ha": lambda s: len(re.findall(r"ه(?=\s|$)", s)) / max(1, len(re.findall(r"[هة](?=\s|$)", s))),
+    "tatweel": lambda s: s.count("\u0640"),
+    "diacritics": lambda s: len(re.findall(r"[\u064b-\u0652]", s)),
+    "hindi_digits": lambda s: len(re.findall(r"[٠-٩]", s)),
+    "latin_punct_comma": lambda s: s.count(","),
+    "straight_quotes": lambda s: s.count('"'),
+    "curly_quotes": lambda s: len(re.findall(r"[“”«»]", s)),
+    "ends_with_stop": lambda s: float(s.rstrip()[-1:] == "."),
+    "ends_without_punct": lambda s: float(s.rstrip()[-1:] not in ".!?؟\"”»)"),
+    "leading_space": lambda s: float(s[:1].isspace()),
+    "html_or_entity": lambda s: len(re.findall(r"<[^>]+>|&\w+;", s)),
+}
+
+
+def featurize(sentences: Sequence[str]) -> np.ndarray:
+    return np.array([[f(s) for f in FEATURES.values()] for s in sentences], dtype=np.float64)
+
+
+def _load(path: Path) -> tuple[list[str], np.ndarray]:
+    texts, labels = [], []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        texts.append(r["text"])
+        labels.append(int(r["label"] == "inserted"))
+    return texts, np.array(labels)
+
+
+def audit(corpus_dir: Path, settings: dict[str, list[str]] | None = None) -> dict:
+    """ROC-AUC on dev of a formatting-only classifier, for each normalisation setting."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    settings = settings or {
+        "raw": [],
+        "whitespace+punctuation": ["whitespace", "punctuation"],
+        "whitespace+punctuation+orthography": ["whitespace", "punctuation", "orthography"],
+    }
+    train_x, train_y = _load(Path(corpus_dir) / "train.records.jsonl")
+    dev_x, dev_y = _load(Path(corpus_dir) / "dev.records.jsonl")
+    out = {}
+    for name, steps in settings.items():
+        a = featurize([normalize(t, steps) if steps else t for t in train_x])
+        b = featurize([normalize(t, steps) if steps else t for t in dev_x])
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+        clf.fit(a, train_y)
+        auc = roc_auc_score(dev_y, clf.predict_proba(b)[:, 1])
+        coefs = clf[-1].coef_[0]
+        top = sorted(zip(FEATURES, coefs), key=lambda kv: -abs(kv[1]))[:5]
+        out[name] = {"steps": steps, "dev_roc_auc": round(float(auc), 4),
+                     "top_features": [(k, round(float(v), 3)) for k, v in top]}
+    return out
