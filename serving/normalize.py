@@ -18,6 +18,7 @@ _INVISIBLE = re.compile(r"[\u200c\u200d\u200e\u200f\u202a-\u202e\u2066-\u2069\uf
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([،؛,;:.!?؟)\]»”])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«“])\s+")
 _NO_SPACE_AFTER_PUNCT = re.compile(r"([،؛,;!?؟])(?=[^\s\d،؛,;:.!?؟)\]»”\"'])")
+_LATIN_COMMA = re.compile(r"(?<=[\u0621-\u064A\u0660-\u0669]),|,(?=\s*[\u0621-\u064A])")
 _STOP_BEFORE_LETTER = re.compile(r"\.(?=[\u0621-\u064A])")
 _TASHKEEL = re.compile(r"[\u064b-\u0652\u0670]")
 _TATWEEL = "\u0640"
@@ -33,7 +34,9 @@ def whitespace(text: str) -> str:
 
 
 def punctuation(text: str) -> str:
-    """No space before a comma or stop, one after: ` ، ` and `،وقال` both become `، `."""
+    """No space before a comma or stop, one after: ` ، ` and `،وقال` both become `، `.
+    A Latin comma in Arabic text is the Arabic comma."""
+    text = _LATIN_COMMA.sub("،", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
     text = _STOP_BEFORE_LETTER.sub(". ", text)  # not before digits: 3.5 stays

@@ -97,7 +97,7 @@ def _boundaries(text: str, lo: int, hi: int) -> list[int]:
     return ends
 
 
-def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True) -> None:
+def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, locked: set[int] | None = None) -> None:
     """Strip whitespace from text[lo:hi] and append it as a sentence if anything is left."""
     while lo < hi and text[lo].isspace():
         lo += 1
@@ -107,7 +107,9 @@ def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True) -> N
         return
     piece = text[lo:hi]
     # A piece made only of punctuation belongs to the sentence before it.
-    if merge and out and not any(c.isalnum() for c in piece) and text[out[-1].end : lo].strip() == "":
+    gap = text[out[-1].end : lo] if out else ""
+    if (merge and out and not any(c.isalnum() for c in piece) and not gap.strip() and "\n" not in gap
+            and (len(out) - 1) not in (locked or ())):
         prev = out.pop()
         out.append(Span(prev.start, hi, text[prev.start : hi]))
         return
@@ -122,17 +124,19 @@ def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
     never inside them.
     """
     spans: list[Span] = []
+    locked: set[int] = set()  # indices of protected sentences: nothing merges into them
     cursor = 0
     for p_start, p_end in list(protected) + [(len(text), len(text))]:
         if p_start < cursor or p_end < p_start or p_end > len(text):
             raise ValueError(f"protected span ({p_start}, {p_end}) overlaps or is out of order")
         start = cursor
         for end in _boundaries(text, cursor, p_start):
-            _emit(text, start, end, spans)
+            _emit(text, start, end, spans, locked=locked)
             start = end
-        _emit(text, start, p_start, spans)
+        _emit(text, start, p_start, spans, locked=locked)
         if p_end > p_start:
             _emit(text, p_start, p_end, spans, merge=False)
+            locked.add(len(spans) - 1)
         cursor = p_end
     return spans
 

@@ -31,6 +31,7 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     class_weight_inserted: float = 1.0  # >1 weighs the (rarer) inserted class up in the loss
+    negative_fraction: float = 1.0  # share of reporting sentences kept for training (seeded; dev untouched)
     # Practical CPU training
     freeze_embeddings: bool = False  # freeze the word embedding matrix (most of e5's weights)
     group_by_length: bool = True  # batches of similar length: less padding

@@ -206,7 +206,9 @@ def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[dict]]:
         (new_paras if ins.new_para else by_para)[ins.para].append(ins)
     paragraphs: list[str] = []
     kinds: list[str] = []  # kinds in reading order
-    for p, para in enumerate(list(host.paragraphs) + [None]):
+    # Square brackets mark insertions: the host's own (rare) brackets become parentheses.
+    host_paras = [p.replace("[", "(").replace("]", ")") for p in host.paragraphs]
+    for p, para in enumerate(host_paras + [None]):
         for ins in sorted(new_paras.get(p, []), key=lambda i: i.line):
             paragraphs.append(f"[{ins.text}]")
             kinds.append(ins.kind)

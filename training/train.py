@@ -31,11 +31,18 @@ def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
     return Encoder(load_tokenizer(backbone_dir / "tokenizer.json"), cfg.max_length, cfg.context_width, steps)
 
 
-def featurize(articles: list[Article], encoder: Encoder) -> dict[str, list]:
+def featurize(articles: list[Article], encoder: Encoder, negative_fraction: float = 1.0,
+              seed: int = 0) -> dict[str, list]:
+    """Model inputs for every sentence; with negative_fraction < 1 a seeded share of the reporting
+    sentences is dropped (their text still serves as context for their neighbours)."""
+    rng = np.random.default_rng(seed)
     cols: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "length": []}
     for a in articles:
         labels = [s.label for s in a.sentences]
+        keep = [lab == 1 or rng.random() < negative_fraction for lab in labels]
         for f in encoder.encode_article([s.text for s in a.sentences]):
+            if not keep[f.sentence]:
+                continue
             cols["input_ids"].append(f.input_ids)
             cols["token_type_ids"].append(f.token_type_ids)
             cols["labels"].append(labels[f.sentence])
@@ -91,7 +98,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     backbone_dir = resolve_backbone(cfg.backbone)
     encoder = build_encoder(backbone_dir, cfg)
-    train_ds = Dataset.from_dict(featurize(train_articles, encoder))
+    if not 0 < cfg.negative_fraction <= 1:
+        raise ValueError(f"negative_fraction must be in (0, 1], got {cfg.negative_fraction}")
+    train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
     dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
 
     model = AutoModelForSequenceClassification.from_pretrained(
