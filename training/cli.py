@@ -111,6 +111,18 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 
 
 @app.command()
+def serve(model: Optional[Path] = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
+          host: str = typer.Option("127.0.0.1", help="address to bind (loopback unless told otherwise)"),
+          port: int = typer.Option(3000),
+          workers: Optional[int] = typer.Option(None, help="service worker processes"),
+          threads: Optional[int] = typer.Option(None, help="onnxruntime threads per worker")):
+    """Serve the model over HTTP, with the web page at /ui."""
+    from serving.serve import serve as run
+
+    _guard(lambda: run(model, host=host, port=port, workers=workers, threads=threads))
+
+
+@app.command()
 def segment(inputs: List[Path] = typer.Argument(..., help="labelled .txt / JSONL / folders")):
     """Report how often the segmenter cuts exactly at the bracket boundaries."""
     from training.data import alignment, load_articles
@@ -191,6 +203,18 @@ def corpus_build(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(
 
     counts = _guard(lambda: build(data, _corpus(corpus), out))
     typer.echo(json.dumps(counts, indent=2))
+
+
+@app.command()
+def prune(run_dir: Path = typer.Argument(..., help="a finished training run (Unigram tokenizer, e.g. e5)"),
+          out: Path = typer.Option(..., "--out", "-o", help="the pruned run folder"),
+          corpus: Optional[Path] = CORPUS_OPT,
+          extra: List[Path] = typer.Option([REPO / "build" / "corpus" / "train.jsonl"], help="more reference text files")):
+    """Shrink the vocabulary to the pieces Arabic news needs (then `mudraj export` the result)."""
+    from training.prune import prune as run_prune
+
+    extra = [p for p in extra if p.exists()]
+    typer.echo(json.dumps(_guard(lambda: run_prune(run_dir, out, _corpus(corpus), extra)), indent=2))
 
 
 @app.command()
