@@ -11,23 +11,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
-CORPUS = SHARED / "corpora" / "saudinewsnet"
-TINY_DATA = REPO / "data" / "tiny"
-
-
-def need_example() -> Path:
-    if not EXAMPLE.is_file():
-        pytest.skip(f"needs the labelled example {EXAMPLE} (../shared is not beside this clone)")
-    return EXAMPLE
-
-
-def need_corpus() -> Path:
-    if not any(CORPUS.glob("*.zip")):
-        pytest.skip(f"needs the SaudiNewsNet corpus in {CORPUS} (../shared is not beside this clone)")
-    return CORPUS
+from _paths import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="session")

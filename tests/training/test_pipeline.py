@@ -6,7 +6,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, TINY_DATA, need_example
+from _paths import REPO, TINY_DATA, need_example
 from serving.brackets import strip_brackets
 from training.cli import app
 
