@@ -206,6 +206,30 @@ def corpus_build(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(
 
 
 @app.command()
+def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or training run (default: the shipped one)"),
+             data: List[Path] = typer.Option(..., "--data", "-d", help="held-out labelled articles (.txt folder / JSONL)"),
+             dev: List[Path] = typer.Option([], "--dev", help="dev articles: fit temperature and threshold, store them in the bundle"),
+             train: List[Path] = typer.Option([], "--train", help="training articles for the TF-IDF baseline"),
+             out: Path = typer.Option(REPO / "reports" / "latest", "--out", "-o", help="report folder"),
+             target_far: float = typer.Option(0.02, help="false-alarm rate the dev threshold aims at"),
+             best_f1: bool = typer.Option(False, "--best-f1", help="choose the dev threshold for best F1 instead"),
+             no_store: bool = typer.Option(False, "--no-store", help="do not write threshold/temperature into the bundle"),
+             precision: str = typer.Option("auto", help="int8, fp32 or auto")):
+    """Score held-out articles through the serving predictor; write report.md/json and figures."""
+    from training.evaluate import evaluate as run_eval
+
+    r = _guard(lambda: run_eval(model or default_model(), data, out, dev=dev, train=train,
+                                target_far=None if best_f1 else target_far, write_bundle=not no_store,
+                                precision=precision))
+    t = r["test"]
+    typer.echo(f"report: {out / 'report.md'}  ({r['seconds']} s)")
+    typer.echo(f"F1 {t['f1']:.3f}  P {t['precision']:.3f}  R {t['recall']:.3f}  false alarms {t['false_alarm_rate']:.3f}  "
+               f"PR-AUC {t.get('pr_auc', float('nan')):.3f}  ECE {t['ece']:.3f}  threshold {r['model']['threshold']:.4f}")
+    for name, b in r["baselines"].items():
+        typer.echo(f"  baseline {name}: F1 {b['f1']:.3f}  false alarms {b['false_alarm_rate']:.3f}")
+
+
+@app.command()
 def prune(run_dir: Path = typer.Argument(..., help="a finished training run (Unigram tokenizer, e.g. e5)"),
           out: Path = typer.Option(..., "--out", "-o", help="the pruned run folder"),
           corpus: Optional[Path] = CORPUS_OPT,

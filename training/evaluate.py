@@ -54,7 +54,6 @@ def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
     for k, m in zip(owner, logits[:, 1] - logits[:, 0]):
         margins[k] = max(margins[k], float(m))  # worst window, as the predictor does
     labels, art_idx, texts, meta = [], [], [], []
-    kinds_iter = {}
     for a_i, a in enumerate(articles):
         kinds = iter(a.meta.get("kinds") or [])
         for s in a.sentences:
@@ -63,7 +62,6 @@ def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
             texts.append(s.text)
             kind = next(kinds, None) if s.label else None
             meta.append({"article": a.id, "outlet": a.meta.get("outlet"), "kind": kind})
-    del kinds_iter
     return Scored(list(articles), np.array(labels), margins, np.array(art_idx), texts, meta)
 
 
@@ -262,12 +260,12 @@ def evaluate(model: Path, data: Sequence[Path], out: Path, dev: Sequence[Path] =
         d_probs = sigmoid(d.margins / temperature)
         threshold = choose_threshold(d_probs, d.labels, target_far)
         dev_info = {"articles": len(dev_articles), "temperature": temperature, "threshold": threshold,
-                    "target_false_alarm_rate": target_far, **metrics(d.labels, d_probs, threshold, d.art_idx)}
+                    "target_false_alarm_rate": target_far, **metrics(d.labels, d_probs, threshold, d.article_index)}
     s = score(predictor, test_articles)
     probs = sigmoid(s.margins / temperature)
     result = {"model": predictor.info | {"bundle": str(model), "temperature": temperature, "threshold": threshold},
               "data": [str(p) for p in data], "dev": dev_info,
-              "test": metrics(s.labels, probs, threshold, s.art_idx),
+              "test": metrics(s.labels, probs, threshold, s.article_index),
               "per_outlet": breakdown(s, probs, threshold, "outlet"),
               "per_kind": breakdown(s, probs, threshold, "kind")}
     baselines = {}
@@ -280,8 +278,8 @@ def evaluate(model: Path, data: Sequence[Path], out: Path, dev: Sequence[Path] =
         if dev:
             dt, dy = _sentences(dev_articles)
             tf_thr = choose_threshold(scorer(dt), dy, target_far if target_far is not None else None)
-        baselines["char TF-IDF + LR"] = metrics(s.labels, tfidf_probs, tf_thr, s.art_idx) | {"threshold": tf_thr}
-    baselines["attribution-cue rule"] = metrics(s.labels, cue_rule(s.texts), 0.5, s.art_idx)
+        baselines["char TF-IDF + LR"] = metrics(s.labels, tfidf_probs, tf_thr, s.article_index) | {"threshold": tf_thr}
+    baselines["attribution-cue rule"] = metrics(s.labels, cue_rule(s.texts), 0.5, s.article_index)
     result["baselines"] = baselines
     order = np.argsort(-np.abs(probs - s.labels))
     errors = []
