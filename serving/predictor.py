@@ -54,7 +54,8 @@ class Predictor:
         if device == "cuda" and not use_cuda:
             raise RuntimeError(f"device 'cuda' asked for, but onnxruntime offers only {available}")
         if precision == "auto":
-            precision = "fp32" if use_cuda or MODEL_FILES["int8"] not in self.meta["files"] else "int8"
+            has = {k for k, f in MODEL_FILES.items() if f in self.meta["files"]}
+            precision = "fp32" if ("fp32" in has and (use_cuda or "int8" not in has)) else "int8"
         if precision not in MODEL_FILES:
             raise ValueError(f"precision must be one of {sorted(MODEL_FILES)} or 'auto', got {precision!r}")
         model_path = self.bundle / MODEL_FILES[precision]

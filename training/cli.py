@@ -242,6 +242,21 @@ def prune(run_dir: Path = typer.Argument(..., help="a finished training run (Uni
 
 
 @app.command()
+def release(run_dir: Path = typer.Argument(..., help="a finished training run"),
+            out: Path = typer.Option(DEFAULT_MODEL, "--out", "-o", help="the shipped bundle folder"),
+            corpus: Optional[Path] = CORPUS_OPT,
+            corpus_dir: Path = typer.Option(REPO / "build" / "corpus", help="output of `mudraj corpus build`"),
+            reports: Path = typer.Option(REPO / "reports" / "e5-small", help="where the evaluation reports go"),
+            target_far: float = typer.Option(0.02, help="dev false-alarm target for the threshold")):
+    """Prune, export, calibrate and evaluate a run into the shipped int8 bundle with its model card."""
+    from training.release import release as run_release
+
+    example = REPO.parent / "shared" / "examples" / "aleppo-unga-2016.txt"
+    r = _guard(lambda: run_release(run_dir, out, _corpus(corpus), corpus_dir, reports, example, target_far))
+    typer.echo(json.dumps({k: v for k, v in r.items() if k != "baselines"}, indent=2))
+
+
+@app.command()
 def audit(corpus_dir: Path = typer.Argument(REPO / "build" / "corpus", help="output of `mudraj corpus build`")):
     """Shortcut audit: dev ROC-AUC of a formatting-only classifier, before and after normalisation."""
     from training.audit import audit as run_audit

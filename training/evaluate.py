@@ -321,9 +321,11 @@ def render(r: dict, figs: list[str]) -> str:
         md += ["", f"Dev split ({r['dev']['articles']} articles): threshold chosen for false-alarm rate "
                f"<= {r['dev']['target_false_alarm_rate']}; dev F1 {r['dev']['f1']:.3f}, false alarms "
                f"{r['dev']['false_alarm_rate']:.3f}."]
-    md += ["", "## Per outlet", "", _md_table(r["per_outlet"], ["sentences", "inserted", "recall", "false_alarm_rate"]),
-           "## Recall per insertion kind", "", _md_table(r["per_kind"], ["inserted", "recall"]),
-           "## Figures", ""] + [f"![{f}]({f})" for f in figs] + ["", "## Worst errors", "",
+    if r["per_outlet"]:
+        md += ["", "## Per outlet", "", _md_table(r["per_outlet"], ["sentences", "inserted", "recall", "false_alarm_rate"])]
+    if r["per_kind"]:
+        md += ["## Recall per insertion kind", "", _md_table(r["per_kind"], ["inserted", "recall"])]
+    md += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + ["", "## Worst errors", "",
            "| gold | score | kind | outlet | sentence |", "|---|---|---|---|---|"]
     for e in r["worst_errors"]:
         md.append(f"| {e['gold']} | {e['score']:.3f} | {e['kind'] or ''} | {e['outlet'] or ''} | {e['text'].replace('|', '/')} |")
