@@ -242,6 +242,47 @@ async def _model_card_get(request: Request) -> JSONResponse:
     return JSONResponse(_state["card"])
 
 
+MAX_BODY_BYTES = _env_int("MUDRAJ_MAX_BODY_BYTES", 8 * 2**20)
+
+
+class BodyLimit:
+    """413 with a JSON error for request bodies over MAX_BODY_BYTES, declared or streamed."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        resp = JSONResponse({"error": f"request body larger than {self.limit} bytes (MUDRAJ_MAX_BODY_BYTES)"},
+                            status_code=413)
+        await resp({"type": "http"}, None, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
 ui_app = Starlette(routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")])
 get_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GET"])])
 
@@ -323,3 +364,6 @@ class Mudraj:
     async def model_card(self) -> dict[str, Any]:
         """The model bundle's metadata (metrics, threshold, training data hashes, ...), without file checksums."""
         return self.card
+
+
+Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES)

@@ -345,3 +345,10 @@ def test_bentoml_build_offline(tiny_bundle, tmp_path):
         assert (bento / rel).is_file(), rel
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "onnxruntime" in reqs and "torch" not in reqs and "transformers" not in reqs
+
+
+def test_oversized_request_body_is_refused_before_parsing(server):
+    raw = b'{"text": "' + "خبر ".encode() * (9 * 2**20 // 7) + b'"}'  # about 9 MB, over the 8 MiB default
+    r = post(server, "/classify", raw=raw)
+    assert r.status_code == 413 and "MUDRAJ_MAX_BODY_BYTES" in r.json()["error"]
+    assert post(server, "/classify", {"text": "قال الوزير إن العمل مستمر."}).status_code == 200  # still serving

@@ -1,0 +1,121 @@
+"""In-process throughput, one run, threads pinned: PyTorch eager fp32 vs ONNX Runtime fp32/int8.
+
+    python bench/throughput.py --run runs/e5-small --bundle runs/e5-small/bundle \
+        --data build/corpus/test.jsonl --n 512 --threads 2
+
+Every setup scores the same sentences (same token ids: the one Encoder); batch sizes 1, 8, 32;
+ONNX Runtime with and without length bucketing (sorting by length before batching). Prints a
+table of sentences per second and the ratio to PyTorch eager at the same batch size, and writes
+bench/results/throughput.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+
+def _pad(feats, pad_id):
+    width = max(len(f.input_ids) for f in feats)
+    ids = np.full((len(feats), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for r, f in enumerate(feats):
+        ids[r, : len(f.input_ids)] = f.input_ids
+        types[r, : len(f.token_type_ids)] = f.token_type_ids
+        mask[r, : len(f.input_ids)] = 1
+    return ids, mask, types
+
+
+def batches(feats, size, bucket):
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i].input_ids)) if bucket else list(range(len(feats)))
+    for b in range(0, len(order), size):
+        yield [feats[i] for i in order[b : b + size]]
+
+
+def timed(fn, feats, size, bucket, pad_id) -> tuple[float, int]:
+    """Seconds for all features, and tokens actually run through the model (padding included)."""
+    t0 = time.perf_counter()
+    tokens = 0
+    for chunk in batches(feats, size, bucket):
+        ids, mask, types = _pad(chunk, pad_id)
+        tokens += ids.size
+        fn(ids, mask, types)
+    return time.perf_counter() - t0, tokens
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path, required=True, help="training run (PyTorch model)")
+    ap.add_argument("--bundle", type=Path, required=True, help="exported bundle (fp32 + int8)")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/throughput.json"))
+    a = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from serving.predictor import Predictor
+    from training.data import load_articles
+
+    torch.set_num_threads(a.threads)
+    pred = Predictor(a.bundle, precision="int8", threads=a.threads)
+    feats = []
+    for art in load_articles([a.data]):
+        feats.extend(pred.encoder.encode_article([s.text for s in art.sentences]))
+        if len(feats) >= a.n:
+            break
+    feats = feats[: a.n]
+    pad = pred.encoder.pad_id
+    model = AutoModelForSequenceClassification.from_pretrained(a.run / "model").eval()
+
+    def torch_fn(ids, mask, types):
+        with torch.inference_mode():
+            model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                  token_type_ids=torch.from_numpy(types))
+
+    def ort_fn(path):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = a.threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return lambda ids, mask, types: sess.run(["logits"], {"input_ids": ids, "attention_mask": mask,
+                                                              "token_type_ids": types})
+
+    setups = {"pytorch eager fp32": (torch_fn, False), "onnxruntime fp32": (ort_fn(a.bundle / "model.onnx"), False),
+              "onnxruntime fp32 + bucketing": (ort_fn(a.bundle / "model.onnx"), True),
+              "onnxruntime int8": (ort_fn(a.bundle / "model.int8.onnx"), False),
+              "onnxruntime int8 + bucketing": (ort_fn(a.bundle / "model.int8.onnx"), True)}
+    rows = []
+    real_tokens = sum(len(f.input_ids) for f in feats)
+    for size in (1, 8, 32):
+        base = None
+        for name, (fn, bucket) in setups.items():
+            fn(*_pad(feats[:2], pad))  # warm-up
+            secs, tokens = timed(fn, feats, size, bucket, pad)
+            sps = len(feats) / secs
+            base = sps if name.startswith("pytorch") else base
+            rows.append({"setup": name, "batch": size, "sentences_per_s": round(sps, 1),
+                         "ratio_to_pytorch": round(sps / base, 2), "padding_share": round(1 - real_tokens / tokens, 3)})
+            print(f"batch {size:>2}  {name:<30} {sps:8.1f} sent/s  x{sps / base:5.2f}  padding {1 - real_tokens / tokens:.1%}",
+                  flush=True)
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
+           "cpus": os.cpu_count(), "threads": a.threads, "sentences": len(feats), "mean_tokens": real_tokens / len(feats),
+           "rows": rows}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2))
+    print(f"-> {a.out}")
+
+
+if __name__ == "__main__":
+    main()
