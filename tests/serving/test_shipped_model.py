@@ -1,0 +1,58 @@
+"""The shipped bundle, models/mudraj-e5-small: small, intact, and the same as before pruning."""
+import json
+
+import numpy as np
+import pytest
+
+from _paths import CORPUS, REPO, need_corpus, need_example
+from serving.brackets import strip_brackets
+from serving.bundle import read_metadata
+from serving.predictor import Predictor
+
+BUNDLE = REPO / "models" / "mudraj-e5-small"
+pytestmark = pytest.mark.skipif(not (BUNDLE / "metadata.json").is_file(), reason=f"{BUNDLE} not released yet")
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(BUNDLE, precision="int8", threads=2)
+
+
+def test_bundle_is_small_complete_and_verified():
+    meta = read_metadata(BUNDLE, verify=True)  # sha256 of every file
+    size = sum(p.stat().st_size for p in BUNDLE.iterdir())
+    assert size <= 40 * 2**20, f"{size / 2**20:.1f} MiB"
+    assert set(meta["files"]) >= {"model.int8.onnx", "tokenizer.json", "reference_dev_scores.json"}
+    assert (BUNDLE / "README.md").read_text(encoding="utf-8").startswith("# mudraj-e5-small")
+    assert meta["pruning"]["vocab_after"] < meta["pruning"]["vocab_before"]
+    assert 0 < meta["threshold"] < 1 and meta["temperature"] > 0
+
+
+def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, tmp_path):
+    """Rebuild the dev split from the corpus and compare with the full model's recorded scores."""
+    need_corpus()
+    from training.corpus import build
+    from training.data import load_articles
+
+    build(REPO / "data", CORPUS, tmp_path)
+    ref = json.loads((BUNDLE / "reference_dev_scores.json").read_text())
+    arts = load_articles([tmp_path / "dev.jsonl"])
+    ids = [f"{a.id}:{i}" for a in arts for i in range(len(a.sentences))]
+    assert ids == ref["ids"]
+    got = np.concatenate([s for s, _ in predictor.score_articles([[s.text for s in a.sentences] for a in arts])])
+    # Recorded with the same temperature (1.0 at release time): compare on that scale.
+    t = predictor.temperature
+    z = np.log(np.clip(got, 1e-12, 1)) - np.log(np.clip(1 - got, 1e-12, 1))
+    raw = 1 / (1 + np.exp(-z * t))
+    assert np.abs(raw - np.array(ref["scores"])).max() <= ref["tolerance"]
+
+
+def test_example_article(predictor):
+    example = need_example()
+    clean, spans = strip_brackets(example.read_text(encoding="utf-8"))
+    sents = predictor.predict_texts([clean])[0]
+    inserted = {(s.start, s.end) for s in sents if s.label == "inserted"}
+    truth = set(spans)
+    recall = len(inserted & truth) / len(truth)
+    false_alarms = len(inserted - truth)
+    assert recall >= 0.6 and false_alarms <= 1, (recall, false_alarms)
