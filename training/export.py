@@ -127,7 +127,8 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
                       run["normalization"])
     torch.set_num_threads(2)
     # Eager attention traces into plain ONNX ops with the padding mask intact.
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", attn_implementation="eager").eval()
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", attn_implementation="eager",
+                                                               use_safetensors=True).eval()
     feats = dev_features(run_dir, encoder)
     if not feats:
         raise ValueError(f"{run_dir}/dev.jsonl has no sentences to check parity on")

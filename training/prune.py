@@ -101,7 +101,7 @@ def prune(run_dir: Path, out: Path, corpus: Path | None, extra: Iterable[Path] =
     specials = {a["id"] for a in spec.get("added_tokens", [])}
     always = {i for i, (piece, _) in enumerate(spec["model"]["vocab"]) if _ALWAYS.match(piece)}
     keep = sorted(used | specials | always | {spec["model"]["unk_id"]})
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True)
     old = model.get_input_embeddings().weight.data
     if old.shape[0] < len(spec["model"]["vocab"]):
         raise ValueError(f"embedding matrix has {old.shape[0]} rows, tokenizer {len(spec['model']['vocab'])} pieces")

@@ -105,7 +105,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     model = AutoModelForSequenceClassification.from_pretrained(
         backbone_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={l: i for i, l in enumerate(LABELS)})
+        label2id={l: i for i, l in enumerate(LABELS)},
+        use_safetensors=True)  # never unpickle weights from a user folder
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
