@@ -18,19 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
-
-def _pad(feats, pad_id):
-    width = max(len(f.input_ids) for f in feats)
-    ids = np.full((len(feats), width), pad_id, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    types = np.zeros_like(ids)
-    for r, f in enumerate(feats):
-        ids[r, : len(f.input_ids)] = f.input_ids
-        types[r, : len(f.token_type_ids)] = f.token_type_ids
-        mask[r, : len(f.input_ids)] = 1
-    return ids, mask, types
+from serving.features import pad_batch
 
 
 def batches(feats, size, bucket):
@@ -44,7 +32,7 @@ def timed(fn, feats, size, bucket, pad_id) -> tuple[float, int]:
     t0 = time.perf_counter()
     tokens = 0
     for chunk in batches(feats, size, bucket):
-        ids, mask, types = _pad(chunk, pad_id)
+        ids, mask, types = pad_batch(chunk, pad_id)
         tokens += ids.size
         fn(ids, mask, types)
     return time.perf_counter() - t0, tokens
@@ -101,7 +89,7 @@ def main() -> None:
     for size in (1, 8, 32):
         base = None
         for name, (fn, bucket) in setups.items():
-            fn(*_pad(feats[:2], pad))  # warm-up
+            fn(*pad_batch(feats[:2], pad))  # warm-up
             secs, tokens = timed(fn, feats, size, bucket, pad)
             sps = len(feats) / secs
             base = sps if name.startswith("pytorch") else base

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from serving.normalize import check_steps, normalize
@@ -125,3 +126,16 @@ class Encoder:
                     + [t.second_type] * len(context) + t.suffix_types,
                 ))
         return out
+
+
+def pad_batch(features: Sequence[Feature], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """input_ids, attention_mask, token_type_ids as int64 arrays, right-padded to the longest."""
+    width = max(len(f.input_ids) for f in features)
+    ids = np.full((len(features), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for r, f in enumerate(features):
+        ids[r, : len(f.input_ids)] = f.input_ids
+        types[r, : len(f.token_type_ids)] = f.token_type_ids
+        mask[r, : len(f.input_ids)] = 1
+    return ids, mask, types

@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from serving.brackets import strip_brackets
 from serving.bundle import LABELS, MODEL_FILES, read_metadata
-from serving.features import Encoder, Feature, load_tokenizer
+from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.segment import segment
 
 
@@ -86,15 +86,7 @@ class Predictor:
         order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
-            width = max(len(features[i].input_ids) for i in idx)
-            ids = np.full((len(idx), width), self.encoder.pad_id, dtype=np.int64)
-            types = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for r, i in enumerate(idx):
-                f = features[i]
-                ids[r, : len(f.input_ids)] = f.input_ids
-                types[r, : len(f.token_type_ids)] = f.token_type_ids
-                mask[r, : len(f.input_ids)] = 1
+            ids, mask, types = pad_batch([features[i] for i in idx], self.encoder.pad_id)
             feed = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self.input_names:
                 feed["token_type_ids"] = types

@@ -11,8 +11,6 @@ Everything built or downloaded is cached under models/backbones/.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,16 +67,10 @@ def _build_tiny(kind: str, out: Path, seed: int = 0) -> None:
 
 
 def _atomic_build(out: Path, build) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    from training.io import atomic_dir
+
+    with atomic_dir(out) as tmp:
         build(tmp)
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

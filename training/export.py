@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
-from serving.features import Encoder, Feature, load_tokenizer
+from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from training.data import load_articles
-from training.io import atomic_write_json
+from training.io import atomic_dir, atomic_write_json
 
 ATOL = 1e-3  # fp32 ONNX vs PyTorch, max |logit difference|
 MAX_INT8_LABEL_CHANGE = 0.02  # share of dev sentences whose label int8 may flip
@@ -35,15 +34,7 @@ def _torch_logits(model, features: list[Feature], pad_id: int, batch_size: int =
     out = []
     with torch.no_grad():
         for b in range(0, len(features), batch_size):
-            chunk = features[b : b + batch_size]
-            width = max(len(f.input_ids) for f in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            types = torch.zeros((len(chunk), width), dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, f in enumerate(chunk):
-                ids[r, : len(f.input_ids)] = torch.tensor(f.input_ids)
-                types[r, : len(f.token_type_ids)] = torch.tensor(f.token_type_ids)
-                mask[r, : len(f.input_ids)] = 1
+            ids, mask, types = (torch.from_numpy(x) for x in pad_batch(features[b : b + batch_size], pad_id))
             out.append(model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
@@ -56,15 +47,7 @@ def _onnx_logits(path: Path, features: list[Feature], pad_id: int, batch_size: i
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     out = []
     for b in range(0, len(features), batch_size):
-        chunk = features[b : b + batch_size]
-        width = max(len(f.input_ids) for f in chunk)
-        ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros_like(ids)
-        for r, f in enumerate(chunk):
-            ids[r, : len(f.input_ids)] = f.input_ids
-            types[r, : len(f.token_type_ids)] = f.token_type_ids
-            mask[r, : len(f.input_ids)] = 1
+        ids, mask, types = pad_batch(features[b : b + batch_size], pad_id)
         out.append(sess.run(["logits"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0])
     return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
@@ -133,9 +116,7 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
     if not feats:
         raise ValueError(f"{run_dir}/dev.jsonl has no sentences to check parity on")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         t0 = time.time()
         export_onnx(model, tmp / MODEL_FILES["fp32"])
         ref = _torch_logits(model, feats, encoder.pad_id)
@@ -173,10 +154,4 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             "files": files,
         }
         atomic_write_json(tmp / METADATA, meta)
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from serving.features import load_tokenizer
 from serving.normalize import normalize
-from training.io import atomic_write_json
+from training.io import atomic_dir, atomic_write_json
 
 # Kept whatever the reference text says: single Arabic or ASCII characters, digit runs, short Latin
 # pieces and punctuation, so unseen names and numbers still tokenize sensibly.
@@ -114,16 +114,11 @@ def prune(run_dir: Path, out: Path, corpus: Path | None, extra: Iterable[Path] =
     if pad is not None:
         model.config.pad_token_id = [p for p, _ in new_spec["model"]["vocab"]].index(pad)
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "model").mkdir(parents=True)
-    model.save_pretrained(tmp / "model")
-    (tmp / "tokenizer.json").write_text(json.dumps(new_spec, ensure_ascii=False), encoding="utf-8")
-    shutil.copyfile(run_dir / "dev.jsonl", tmp / "dev.jsonl")
     stats = {"vocab_before": len(spec["model"]["vocab"]), "vocab_after": len(keep),
              "used_on_reference": len(used), "kept_always": len(always - used)}
-    atomic_write_json(tmp / "run.json", {**run, "pruned_from": str(run_dir), "pruning": stats})
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp / "model")
+        (tmp / "tokenizer.json").write_text(json.dumps(new_spec, ensure_ascii=False), encoding="utf-8")
+        shutil.copyfile(run_dir / "dev.jsonl", tmp / "dev.jsonl")
+        atomic_write_json(tmp / "run.json", {**run, "pruned_from": str(run_dir), "pruning": stats})
     return stats

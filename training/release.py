@@ -24,7 +24,7 @@ import numpy as np
 from serving.bundle import METADATA, MODEL_FILES, sha256_file
 from serving.predictor import Predictor
 from training.data import load_articles
-from training.io import atomic_write_json, atomic_write_text
+from training.io import atomic_dir, atomic_write_json, atomic_write_text
 
 PRUNE_TOLERANCE = 0.02  # max |P(inserted) difference| on dev, pruned vs full vocabulary (both int8)
 REFERENCE = "reference_dev_scores.json"
@@ -67,23 +67,18 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     if example is not None and Path(example).is_file():
         ex = evaluate(small_bundle, [example], reports / "example", write_bundle=False)
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in (MODEL_FILES["int8"], "tokenizer.json"):
-        shutil.copyfile(small_bundle / name, tmp / name)
-    atomic_write_json(tmp / REFERENCE, {"note": "P(inserted) of the full-vocabulary int8 model on the dev split",
-                                        "tolerance": PRUNE_TOLERANCE, "ids": ids,
-                                        "scores": [round(float(x), 6) for x in full]})
-    meta = json.loads((small_bundle / METADATA).read_text(encoding="utf-8"))
-    meta["name"] = out.name
-    meta["pruning"] = stats
-    meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-    atomic_write_json(tmp / METADATA, meta)
-    atomic_write_text(tmp / "README.md", model_card(meta, report, ex, run_dir))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        for name in (MODEL_FILES["int8"], "tokenizer.json"):
+            shutil.copyfile(small_bundle / name, tmp / name)
+        atomic_write_json(tmp / REFERENCE, {"note": "P(inserted) of the full-vocabulary int8 model on the dev split",
+                                            "tolerance": PRUNE_TOLERANCE, "ids": ids,
+                                            "scores": [round(float(x), 6) for x in full]})
+        meta = json.loads((small_bundle / METADATA).read_text(encoding="utf-8"))
+        meta["name"] = out.name
+        meta["pruning"] = stats
+        meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        atomic_write_json(tmp / METADATA, meta)
+        atomic_write_text(tmp / "README.md", model_card(meta, report, ex, run_dir))
     size = sum(p.stat().st_size for p in out.iterdir())
     return {"bundle": str(out), "bytes": size, "pruning": stats, "test": report["test"],
             "baselines": report["baselines"], "example": ex and ex["test"]}

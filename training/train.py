@@ -11,7 +11,6 @@ Resume after an interruption (same output_dir):
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
