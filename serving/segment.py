@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 TERMINATORS = ".!?؟"
 # Characters that may follow a terminator and still belong to the sentence that ends.
-CLOSERS = "\"'”’»)]}›"
+CLOSERS = "\"'”’»)]}›\u200e\u200f"  # (direction marks that outlets leave after a stop count as closers)
 OPENERS = "\"'“‘«([{‹"
 
 # Single letters that end in a period in Arabic news without ending a sentence:

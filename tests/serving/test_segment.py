@@ -84,3 +84,7 @@ def test_random_bracket_placement_lines_up(article):
     assert inserted == spans
     # Without being told where the brackets were, the segmenter cuts at the same places.
     assert [(s.start, s.end) for s in segment(clean)] == [(s.start, s.end) for s in forced]
+
+
+def test_direction_mark_after_the_stop_still_splits():
+    assert texts(segment("انتهى الموسم.\u200e وبدأ موسم جديد.")) == ["انتهى الموسم.\u200e", "وبدأ موسم جديد."]
