@@ -86,6 +86,12 @@ def main() -> None:
               "onnxruntime int8 + bucketing": (ort_fn(a.bundle / "model.int8.onnx"), True)}
     rows = []
     real_tokens = sum(len(f.input_ids) for f in feats)
+    cfg = model.config
+    mean_len = real_tokens / len(feats)
+    # Multiply-accumulates per token: Q, K, V, output projections (4 H^2), feed-forward (2 H I), and the
+    # attention products (2 H x sequence length); embeddings and the classifier head are negligible.
+    macs_per_token = cfg.num_hidden_layers * (4 * cfg.hidden_size**2 + 2 * cfg.hidden_size * cfg.intermediate_size
+                                              + 2 * cfg.hidden_size * mean_len)
     for size in (1, 8, 32):
         base = None
         for name, (fn, bucket) in setups.items():
@@ -93,12 +99,16 @@ def main() -> None:
             secs, tokens = timed(fn, feats, size, bucket, pad)
             sps = len(feats) / secs
             base = sps if name.startswith("pytorch") else base
+            useful = real_tokens * macs_per_token / secs / 1e9  # GMAC/s on real tokens
+            done = tokens * macs_per_token / secs / 1e9  # GMAC/s including padding
             rows.append({"setup": name, "batch": size, "sentences_per_s": round(sps, 1),
-                         "ratio_to_pytorch": round(sps / base, 2), "padding_share": round(1 - real_tokens / tokens, 3)})
-            print(f"batch {size:>2}  {name:<30} {sps:8.1f} sent/s  x{sps / base:5.2f}  padding {1 - real_tokens / tokens:.1%}",
-                  flush=True)
+                         "ratio_to_pytorch": round(sps / base, 2), "padding_share": round(1 - real_tokens / tokens, 3),
+                         "useful_gmacs": round(useful, 1), "computed_gmacs": round(done, 1)})
+            print(f"batch {size:>2}  {name:<30} {sps:8.1f} sent/s  x{sps / base:5.2f}  padding {1 - real_tokens / tokens:5.1%}"
+                  f"  {useful:6.1f} useful / {done:6.1f} computed GMAC/s", flush=True)
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
-           "cpus": os.cpu_count(), "threads": a.threads, "sentences": len(feats), "mean_tokens": real_tokens / len(feats),
+           "cpus": os.cpu_count(), "threads": a.threads, "sentences": len(feats), "mean_tokens": round(mean_len, 1),
+           "macs_per_token": int(macs_per_token),
            "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))

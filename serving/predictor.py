@@ -80,41 +80,54 @@ class Predictor:
         return {"name": self.meta["name"], "version": self.meta.get("version", "0"), "threshold": self.threshold,
                 "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name")}
 
-    def logits(self, features: Sequence[Feature]) -> np.ndarray:
-        """Raw logits [n, 2], computed in length-sorted batches to keep padding small."""
+    def logits(self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+        """Raw logits [n, 2] in length-sorted batches. A batch never mixes two groups: dynamic int8
+        quantisation scales activations per batch, so a score would otherwise depend on what else
+        happened to share its batch (other articles, other requests)."""
         out = np.zeros((len(features), len(LABELS)), dtype=np.float32)
-        order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            ids, mask, types = pad_batch([features[i] for i in idx], self.encoder.pad_id)
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.input_names:
-                feed["token_type_ids"] = types
-            out[idx] = self.session.run(["logits"], feed)[0]
+        for group in groups if groups is not None else [range(len(features))]:
+            order = sorted(group, key=lambda i: len(features[i].input_ids))
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                ids, mask, types = pad_batch([features[i] for i in idx], self.encoder.pad_id)
+                feed = {"input_ids": ids, "attention_mask": mask}
+                if "token_type_ids" in self.input_names:
+                    feed["token_type_ids"] = types
+                out[idx] = self.session.run(["logits"], feed)[0]
         return out
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated P(inserted) with the bundle's temperature."""
-        z = logits / self.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e[:, 1] / e.sum(axis=1)
+    def probabilities(self, margins: np.ndarray) -> np.ndarray:
+        """Calibrated P(inserted) from margins (logit inserted - logit reporting), with the bundle's temperature."""
+        return 1.0 / (1.0 + np.exp(-np.clip(margins / self.temperature, -60, 60)))
 
-    def score_articles(self, articles: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """P(inserted) and window counts for each sentence of each article (one batched run)."""
+    def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per sentence of each article: the margin of its worst window, and its window count.
+
+        isolate=True (the default, used by predict, evaluate and /classify): each article is computed
+        in batches of its own, so its scores do not depend on the other articles of the call.
+        """
         feats: list[Feature] = []
         owner: list[tuple[int, int]] = []
+        groups: list[list[int]] = []
         for a, sentences in enumerate(articles):
+            start = len(feats)
             for f in self.encoder.encode_article(sentences):
                 feats.append(f)
                 owner.append((a, f.sentence))
-        probs = self.probabilities(self.logits(feats)) if feats else np.zeros(0)
-        result = [(np.zeros(len(s), dtype=np.float64), np.zeros(len(s), dtype=np.int64)) for s in articles]
-        for (a, k), p in zip(owner, probs):
-            scores, windows = result[a]
-            scores[k] = max(scores[k], float(p))  # a long sentence is as suspicious as its worst window
+            groups.append(list(range(start, len(feats))))
+        logits = self.logits(feats, groups if isolate else None) if feats else np.zeros((0, len(LABELS)))
+        result = [(np.full(len(s), -np.inf), np.zeros(len(s), dtype=np.int64)) for s in articles]
+        for (a, k), m in zip(owner, logits[:, 1] - logits[:, 0]):
+            margins, windows = result[a]
+            margins[k] = max(margins[k], float(m))  # a long sentence is as suspicious as its worst window
             windows[k] += 1
         return result
+
+    def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """P(inserted) and window counts for each sentence of each article."""
+        return [(self.probabilities(m), w) for m, w in self.article_margins(articles, isolate)]
 
     def predict_texts(self, texts: Sequence[str], threshold: float | None = None) -> list[list[SentencePrediction]]:
         """Segment and classify whole articles. Brackets, if any, are removed first."""

@@ -353,9 +353,12 @@ class Mudraj:
         request are NOT used as context (concurrent requests are merged into one model batch by
         BentoML's adaptive batching, so a request's list is not an article). Scores therefore
         differ from /classify, which reads each sentence with its neighbours; use /classify for
-        whole articles.
+        whole articles. Unlike /classify, the sentences of concurrent requests share model batches
+        (that is what adaptive batching is for), and int8 dynamic quantisation scales activations per
+        batch: a score can move slightly with its batch-mates. /classify computes each article in
+        batches of its own and is deterministic.
         """
-        scored = self.predictor.score_articles([[s] for s in sentences])
+        scored = self.predictor.score_articles([[s] for s in sentences], isolate=False)
         thr = self.predictor.threshold
         return [SentenceScore(score=round(float(scores[0]), 6), label="inserted" if scores[0] >= thr else "reporting")
                 for scores, _ in scored]

@@ -214,13 +214,14 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
              target_far: float = typer.Option(0.02, help="false-alarm rate the dev threshold aims at"),
              best_f1: bool = typer.Option(False, "--best-f1", help="choose the dev threshold for best F1 instead"),
              no_store: bool = typer.Option(False, "--no-store", help="do not write threshold/temperature into the bundle"),
-             precision: str = typer.Option("auto", help="int8, fp32 or auto")):
+             precision: str = typer.Option("auto", help="int8, fp32 or auto"),
+             redact: str = typer.Option("none", help="none | reporting | all: keep sentence text out of the report")):
     """Score held-out articles through the serving predictor; write report.md/json and figures."""
     from training.evaluate import evaluate as run_eval
 
     r = _guard(lambda: run_eval(model or default_model(), data, out, dev=dev, train=train,
                                 target_far=None if best_f1 else target_far, write_bundle=not no_store,
-                                precision=precision))
+                                precision=precision, redact=redact))
     t = r["test"]
     typer.echo(f"report: {out / 'report.md'}  ({r['seconds']} s)")
     typer.echo(f"F1 {t['f1']:.3f}  P {t['precision']:.3f}  R {t['recall']:.3f}  false alarms {t['false_alarm_rate']:.3f}  "

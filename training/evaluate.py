@@ -42,17 +42,10 @@ class Scored:
 
 
 def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
-    """Margins for every gold sentence (the bracket-aware segmentation of each article)."""
-    feats, owner = [], []
-    offsets = np.cumsum([0] + [len(a.sentences) for a in articles])
-    for a_i, a in enumerate(articles):
-        for f in predictor.encoder.encode_article([s.text for s in a.sentences]):
-            feats.append(f)
-            owner.append(offsets[a_i] + f.sentence)
-    logits = predictor.logits(feats)
-    margins = np.full(offsets[-1], -np.inf)
-    for k, m in zip(owner, logits[:, 1] - logits[:, 0]):
-        margins[k] = max(margins[k], float(m))  # worst window, as the predictor does
+    """Margins for every gold sentence (the bracket-aware segmentation of each article), computed by
+    the predictor exactly as `mudraj predict` and the service compute them."""
+    per_article = predictor.article_margins([[s.text for s in a.sentences] for a in articles])
+    margins = np.concatenate([m for m, _ in per_article]) if per_article else np.zeros(0)
     labels, art_idx, texts, meta = [], [], [], []
     for a_i, a in enumerate(articles):
         kinds = iter(a.meta.get("kinds") or [])
@@ -244,7 +237,9 @@ def _md_table(rows: dict[str, dict], cols: list[str]) -> str:
 
 def evaluate(model: Path, data: Sequence[Path], out: Path, dev: Sequence[Path] = (), train: Sequence[Path] = (),
              target_far: float | None = 0.02, calibrate: bool = True, write_bundle: bool = True,
-             precision: str = "auto", n_errors: int = 25) -> dict:
+             precision: str = "auto", n_errors: int = 25, redact: str = "none") -> dict:
+    """redact: "none", "reporting" (do not reproduce the text of reporting sentences, e.g. licensed host
+    articles) or "all" (no sentence text in the report at all)."""
     t0 = time.time()
     model = Path(model)
     if (model / "run.json").is_file() and not (model / METADATA).is_file():
@@ -283,11 +278,17 @@ def evaluate(model: Path, data: Sequence[Path], out: Path, dev: Sequence[Path] =
     result["baselines"] = baselines
     order = np.argsort(-np.abs(probs - s.labels))
     errors = []
+    first = {}
+    for i, m in enumerate(s.meta):
+        first.setdefault(m["article"], i)
     for i in order[: n_errors * 3]:
         if (probs[i] >= threshold) != bool(s.labels[i]):
+            hidden = redact == "all" or (redact == "reporting" and not s.labels[i])
+            where = f"{s.meta[i]['article']}#{i - first[s.meta[i]['article']]}"
             errors.append({"article": s.meta[i]["article"], "outlet": s.meta[i]["outlet"],
                            "gold": "inserted" if s.labels[i] else "reporting", "score": round(float(probs[i]), 4),
-                           "kind": s.meta[i]["kind"], "text": s.texts[i]})
+                           "kind": s.meta[i]["kind"],
+                           "text": f"(text not reproduced: sentence {where})" if hidden else s.texts[i]})
         if len(errors) >= n_errors:
             break
     result["worst_errors"] = errors

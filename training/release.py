@@ -62,10 +62,12 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     stats.update(dev_sentences=len(ids), dev_max_abs_score_diff=diff, dev_label_agreement_at_0_5=agree,
                  tolerance=PRUNE_TOLERANCE)
 
-    report = evaluate(small_bundle, [test], reports / "test", dev=[dev], train=[train], target_far=target_far)
+    # Reports are committed: host sentences (CC BY-NC-SA) and the example's are never reproduced in them.
+    report = evaluate(small_bundle, [test], reports / "test", dev=[dev], train=[train], target_far=target_far,
+                      redact="reporting")
     ex = None
     if example is not None and Path(example).is_file():
-        ex = evaluate(small_bundle, [example], reports / "example", write_bundle=False)
+        ex = evaluate(small_bundle, [example], reports / "example", write_bundle=False, redact="all")
 
     with atomic_dir(out) as tmp:
         for name in (MODEL_FILES["int8"], "tokenizer.json"):

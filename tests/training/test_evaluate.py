@@ -47,3 +47,16 @@ def test_report_files_baselines_and_stored_threshold(tiny_bundle, tmp_path):
         r["model"]["temperature"])
     md = (tmp_path / "report" / "report.md").read_text()
     assert "attribution-cue rule" in md and "## Worst errors" in md
+
+
+def test_redacted_report_reproduces_no_reporting_sentence(tiny_bundle, tmp_path):
+    from training.data import load_articles
+
+    r = evaluate(tiny_bundle, [TINY_DATA], tmp_path / "rep", target_far=0.1, write_bundle=False, redact="reporting")
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8") + (tmp_path / "rep" / "report.json").read_text(
+        encoding="utf-8")
+    reporting = [s.text for a in load_articles([TINY_DATA]) for s in a.sentences if not s.label]
+    assert r["worst_errors"] and not any(t in md for t in reporting)
+    assert all("text not reproduced" in e["text"] for e in r["worst_errors"] if e["gold"] == "reporting")
+    r = evaluate(tiny_bundle, [TINY_DATA], tmp_path / "all", target_far=0.1, write_bundle=False, redact="all")
+    assert all("text not reproduced" in e["text"] for e in r["worst_errors"])

@@ -160,3 +160,13 @@ def test_unigram_backbone_without_context_trains_and_exports(tmp_path):
                                  ["backbone=tiny-unigram", "context_width=0", "max_steps=4", f"output_dir={tmp_path / 'u'}"]))
     meta = json.loads((export(run, tmp_path / "ub") / "metadata.json").read_text())
     assert meta["context_width"] == 0 and meta["parity"]["fp32_max_abs_logit_diff"] <= 1e-3
+
+
+def test_an_articles_scores_do_not_depend_on_the_other_articles_of_the_call(tiny_bundle):
+    from serving.predictor import Predictor
+
+    p = Predictor(tiny_bundle, batch_size=4)
+    texts = [f.read_text(encoding="utf-8").replace("[", "").replace("]", "") for f in sorted(TINY_DATA.glob("*.txt"))]
+    together = p.predict_texts(texts)
+    alone = [p.predict_texts([t])[0] for t in texts]
+    assert [[s.score for s in a] for a in together] == [[s.score for s in a] for a in alone]
