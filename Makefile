@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install browser serve test bench clean
+.PHONY: install browser serve test bench soak clean
 
 $(BIN)/mudraj: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,17 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (minutes; results in bench/results/, figures in docs/img/, write-up in docs/benchmarks.md).
+# Needs a trained and released run: mudraj train --config configs/e5-small.yaml && mudraj release runs/e5-small
+bench: install
+	$(BIN)/python bench/throughput.py --run runs/e5-small-release/pruned-run --bundle runs/e5-small-release/pruned-bundle --data build/corpus/test.jsonl
+	$(BIN)/python bench/http_load.py --model models/mudraj-e5-small
+	$(BIN)/python bench/plots.py
+
+soak: install
+	$(BIN)/python bench/http_load.py --model models/mudraj-e5-small --soak 600 --concurrency 16
+	$(BIN)/python bench/plots.py
 
 clean:
 	rm -rf runs build .pytest_cache .hypothesis

@@ -31,7 +31,7 @@ REFERENCE = "reference_dev_scores.json"
 
 
 def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
-    p = Predictor(bundle, precision="int8", batch_size=64)
+    p = Predictor(bundle, precision="int8")  # default batch size: what predict, evaluate and the service use
     arts = load_articles([dev])
     scored = p.score_articles([[s.text for s in a.sentences] for a in arts])
     ids = [f"{a.id}:{i}" for a in arts for i in range(len(a.sentences))]
