@@ -101,7 +101,7 @@ def one(session: requests.Session, url: str, kind: str, text: str, sentences: li
     else:
         r = session.post(f"{url}/classify_sentences", json={"sentences": sentences}, timeout=120)
         ok = r.status_code == 200
-    return time.perf_counter() - t0, ok
+    return time.perf_counter() - t0, (ok, r.status_code)
 
 
 def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sentences: list[str]) -> dict:
@@ -120,7 +120,8 @@ def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sen
     lat = sorted(r[0] * 1000 for r in results)
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]  # noqa: E731
     return {"endpoint": kind, "concurrency": concurrency, "requests": n_requests,
-            "errors": sum(not r[1] for r in results), "p50_ms": round(q(0.5), 1), "p95_ms": round(q(0.95), 1),
+            "errors": sum(not r[1][0] for r in results),
+            "error_statuses": sorted({r[1][1] for r in results if not r[1][0]}), "p50_ms": round(q(0.5), 1), "p95_ms": round(q(0.95), 1),
             "p99_ms": round(q(0.99), 1), "requests_per_s": round(n_requests / wall, 2),
             "sentences_per_s": round(n_requests * (len(sentences) if kind != "batch" else 2 * len(sentences)) / wall, 1)}
 
@@ -151,6 +152,16 @@ def main() -> None:
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": str(a.model),
               "workers": a.workers, "threads": a.threads, "startup_s": startup and round(startup, 1),
               "article_sentences": len(sentences)}
+    # The same article in process, same threads: the ceiling the service is compared with.
+    from serving.predictor import Predictor
+
+    pred = Predictor(a.model, precision="int8", threads=a.threads)
+    pred.predict_texts([text])
+    t0 = time.perf_counter()
+    for _ in range(20):
+        pred.predict_texts([text])
+    result["in_process_sentences_per_s"] = round(20 * len(sentences) / (time.perf_counter() - t0), 1)
+    del pred
     try:
         level(url, "classify", 1, 3, text, sentences)  # warm-up
         result["rss_at_rest_mb"] = round(tree_rss_mb(pid), 1) if pid else None
@@ -178,6 +189,8 @@ def main() -> None:
                     rows.append(r)
                     print(json.dumps(r), flush=True)
             result["levels"] = rows
+            c16 = next(r for r in rows if r["endpoint"] == "classify" and r["concurrency"] == 16)
+            result["classify_c16_share_of_in_process"] = round(c16["sentences_per_s"] / result["in_process_sentences_per_s"], 3)
         if sampler:
             sampler.stop.set()
             result["rss_peak_under_load_mb"] = round(max(s[1] for s in sampler.samples), 1)

@@ -345,7 +345,9 @@ class Mudraj:
         return BatchResponse(model=self.model_info, threshold=thr,
                              results=[ArticleResult(id=a.id, **r) for a, r in zip(articles, results)])
 
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=2000)
+    # A bulk caller would rather wait than be refused: the batch deadline is generous (BentoML answers
+    # 503 to requests it cannot serve within max_latency_ms).
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
     def classify_sentences(self, sentences: SentenceList) -> list[SentenceScore]:
         """Score sentences you segmented yourself: one score per sentence, in order.
 
