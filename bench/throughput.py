@@ -1,4 +1,5 @@
-"""In-process throughput, one run, threads pinned: PyTorch eager fp32 vs ONNX Runtime fp32/int8.
+"""In-process throughput, one run, threads pinned: a transformers pipeline and PyTorch eager (fp32)
+vs ONNX Runtime fp32/int8.
 
     python bench/throughput.py --run runs/e5-small --bundle runs/e5-small/bundle \
         --data build/corpus/test.jsonl --n 512 --threads 2
@@ -58,12 +59,16 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     pred = Predictor(a.bundle, precision="int8", threads=a.threads)
-    feats = []
+    feats, pairs = [], []
     for art in load_articles([a.data]):
-        feats.extend(pred.encoder.encode_article([s.text for s in art.sentences]))
+        sents = [s.text for s in art.sentences]
+        feats.extend(pred.encoder.encode_article(sents))
+        # What a user would write first: the sentence and its neighbours as a text pair for a pipeline.
+        pairs.extend({"text": s, "text_pair": " ".join(sents[max(0, i - 1) : i] + sents[i + 1 : i + 2])}
+                     for i, s in enumerate(sents))
         if len(feats) >= a.n:
             break
-    feats = feats[: a.n]
+    feats, pairs = feats[: a.n], pairs[: a.n]
     pad = pred.encoder.pad_id
     model = AutoModelForSequenceClassification.from_pretrained(a.run / "model").eval()
 
@@ -80,11 +85,26 @@ def main() -> None:
         return lambda ids, mask, types: sess.run(["logits"], {"input_ids": ids, "attention_mask": mask,
                                                               "token_type_ids": types})
 
+    from transformers import PreTrainedTokenizerFast, pipeline
+
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(a.bundle / "tokenizer.json"), pad_token="<pad>",
+                                  cls_token="<s>", sep_token="</s>", unk_token="<unk>")
+    pipe = pipeline("text-classification", model=model, tokenizer=tok, device=-1)
+    n_pipe = min(len(pairs), 128)
+    rows = []
+    for size in (1, 8, 32):
+        pipe(pairs[:2], batch_size=size, truncation=True, max_length=pred.encoder.max_length)
+        t0 = time.perf_counter()
+        pipe(pairs[:n_pipe], batch_size=size, truncation=True, max_length=pred.encoder.max_length)
+        sps = n_pipe / (time.perf_counter() - t0)
+        rows.append({"setup": "transformers pipeline fp32", "batch": size, "sentences_per_s": round(sps, 1)})
+        print(f"batch {size:>2}  {'transformers pipeline fp32':<30} {sps:8.1f} sent/s", flush=True)
+    pipeline_sps = {r["batch"]: r["sentences_per_s"] for r in rows}
+
     setups = {"pytorch eager fp32": (torch_fn, False), "onnxruntime fp32": (ort_fn(a.bundle / "model.onnx"), False),
               "onnxruntime fp32 + bucketing": (ort_fn(a.bundle / "model.onnx"), True),
               "onnxruntime int8": (ort_fn(a.bundle / "model.int8.onnx"), False),
               "onnxruntime int8 + bucketing": (ort_fn(a.bundle / "model.int8.onnx"), True)}
-    rows = []
     real_tokens = sum(len(f.input_ids) for f in feats)
     cfg = model.config
     mean_len = real_tokens / len(feats)
@@ -102,9 +122,11 @@ def main() -> None:
             useful = real_tokens * macs_per_token / secs / 1e9  # GMAC/s on real tokens
             done = tokens * macs_per_token / secs / 1e9  # GMAC/s including padding
             rows.append({"setup": name, "batch": size, "sentences_per_s": round(sps, 1),
-                         "ratio_to_pytorch": round(sps / base, 2), "padding_share": round(1 - real_tokens / tokens, 3),
+                         "ratio_to_pytorch": round(sps / base, 2),
+                         "ratio_to_pipeline": round(sps / pipeline_sps[size], 2), "padding_share": round(1 - real_tokens / tokens, 3),
                          "useful_gmacs": round(useful, 1), "computed_gmacs": round(done, 1)})
-            print(f"batch {size:>2}  {name:<30} {sps:8.1f} sent/s  x{sps / base:5.2f}  padding {1 - real_tokens / tokens:5.1%}"
+            print(f"batch {size:>2}  {name:<30} {sps:8.1f} sent/s  x{sps / base:5.2f} eager  "
+                  f"x{sps / pipeline_sps[size]:5.2f} pipeline  padding {1 - real_tokens / tokens:5.1%}"
                   f"  {useful:6.1f} useful / {done:6.1f} computed GMAC/s", flush=True)
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
            "cpus": os.cpu_count(), "threads": a.threads, "sentences": len(feats), "mean_tokens": round(mean_len, 1),
