@@ -132,3 +132,17 @@ def test_build_detects_a_changed_corpus(setup, tmp_path):
     (data / "hosts.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sel))
     with pytest.raises(ValueError, match="differ from the recorded content hash"):
         C.build(data, corpus, tmp_path / "b")
+
+
+def test_malformed_insertion_file_names_file_and_line(tmp_path):
+    f = tmp_path / "insertions" / "bad.jsonl"
+    f.parent.mkdir()
+    f.write_text('{"host": "a", "para": 1, "slot": 0, "kind": "hope", "text": "نص."}\n{"host": "a", "para": "x"\n',
+                 encoding="utf-8")
+    from serving.brackets import FormatError
+
+    with pytest.raises(FormatError, match=r"bad.jsonl:2: invalid JSON"):
+        C.read_insertions([f])
+    f.write_text('{"host": "a", "para": "1", "slot": 0, "kind": "hope", "text": "نص."}\n', encoding="utf-8")
+    with pytest.raises(FormatError, match=r"bad.jsonl:1: para and slot must be integers"):
+        C.read_insertions([f])

@@ -170,3 +170,13 @@ def test_an_articles_scores_do_not_depend_on_the_other_articles_of_the_call(tiny
     together = p.predict_texts(texts)
     alone = [p.predict_texts([t])[0] for t in texts]
     assert [[s.score for s in a] for a in together] == [[s.score for s in a] for a in alone]
+
+
+def test_ten_megabyte_article_is_refused_clearly(tiny_bundle, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("قال المتحدث إن العمل مستمر. " * 400_000, encoding="utf-8")  # ~10 MB
+    assert big.stat().st_size > 10_000_000
+    out = tmp_path / "o.jsonl"
+    res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(big), "--out", str(out)])
+    assert res.exit_code == 2 and "big.txt" in res.output and "at most" in res.output
+    assert not out.exists()
