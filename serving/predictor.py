@@ -34,6 +34,11 @@ class SentencePrediction:
         return d
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """P(inserted) from a margin (logit inserted - logit reporting), overflow-safe."""
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
 def default_threads() -> int:
     env = os.environ.get("MUDRAJ_THREADS") or os.environ.get("OMP_NUM_THREADS")
     return int(env) if env else max(1, min(4, os.cpu_count() or 1))
@@ -98,7 +103,7 @@ class Predictor:
 
     def probabilities(self, margins: np.ndarray) -> np.ndarray:
         """Calibrated P(inserted) from margins (logit inserted - logit reporting), with the bundle's temperature."""
-        return 1.0 / (1.0 + np.exp(-np.clip(margins / self.temperature, -60, 60)))
+        return sigmoid(margins / self.temperature)
 
     def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True
                         ) -> list[tuple[np.ndarray, np.ndarray]]:

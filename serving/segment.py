@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 TERMINATORS = ".!?؟"
 # Characters that may follow a terminator and still belong to the sentence that ends.
@@ -140,6 +140,3 @@ def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
         cursor = p_end
     return spans
 
-
-def segment_many(texts: Iterable[str]) -> list[list[Span]]:
-    return [segment(t) for t in texts]

@@ -23,7 +23,7 @@ import numpy as np
 
 from serving.bundle import METADATA
 from serving.normalize import normalize
-from serving.predictor import Predictor
+from serving.predictor import Predictor, sigmoid
 from training.data import Article, load_articles
 from training.hosts import ATTRIBUTION_CUES
 from training.io import atomic_write_json, atomic_write_text
@@ -56,10 +56,6 @@ def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
             kind = next(kinds, None) if s.label else None
             meta.append({"article": a.id, "outlet": a.meta.get("outlet"), "kind": kind})
     return Scored(list(articles), np.array(labels), margins, np.array(art_idx), texts, meta)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
 def fit_temperature(margins: np.ndarray, labels: np.ndarray) -> float:

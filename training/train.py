@@ -22,7 +22,7 @@ from serving.features import Encoder, load_tokenizer
 from training.backbones import backbone_normalization, resolve_backbone
 from training.config import TrainConfig
 from training.data import Article, data_hash, load_articles, split_articles
-from training.io import atomic_write_json, atomic_write_jsonl
+from training.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 
 
 def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
@@ -142,12 +142,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     elapsed = time.time() - t0
     metrics = trainer.evaluate()
 
-    model_dir = run_dir / "model"
-    tmp = run_dir / ".model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
+    with atomic_dir(run_dir / "model") as tmp:
+        trainer.model.save_pretrained(tmp)
     shutil.copyfile(backbone_dir / "tokenizer.json", run_dir / "tokenizer.json")
     atomic_write_jsonl(run_dir / "dev.jsonl", (
         {"id": a.id, "sentences": [{"text": s.text, "label": LABELS[s.label]} for s in a.sentences], **a.meta}

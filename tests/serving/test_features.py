@@ -20,11 +20,11 @@ def test_pair_layout_matches_the_tokenizers_own_post_processor(tokenizer):
     sent = tokenizer.encode(SENTS[1], add_special_tokens=False)
     left = tokenizer.encode(SENTS[0], add_special_tokens=False)
     right = tokenizer.encode(SENTS[2], add_special_tokens=False)
-    context = tokenizer.encode(SENTS[0], add_special_tokens=False)
-    ref = tokenizer.post_process(sent, context, add_special_tokens=True)
+    ref = tokenizer.post_process(sent, left, add_special_tokens=True)
     # Same specials and token types as the tokenizer's own pair encoding, context = left SEP right.
-    n_prefix = ref.ids.index(sent.ids[0])
-    assert mid.input_ids[: n_prefix + len(sent.ids)] == ref.ids[: n_prefix + len(sent.ids)]
+    n = ref.ids.index(sent.ids[0]) + len(sent.ids)
+    assert mid.input_ids[:n] == ref.ids[:n] and mid.token_type_ids[:n] == ref.type_ids[:n]
+    assert mid.token_type_ids[-1] == ref.type_ids[-1]  # the context segment's type
     joined = left.ids + enc.separator + right.ids
     assert joined == mid.input_ids[len(mid.input_ids) - len(joined) - len(enc.t.suffix) : len(mid.input_ids) - len(enc.t.suffix)]
     assert len(mid.input_ids) == len(mid.token_type_ids)
