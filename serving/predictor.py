@@ -39,6 +39,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
+def decide(probability: float, threshold: float) -> tuple[str, float]:
+    """(label, score) for one sentence. The score is rounded to 6 decimals for the response and the
+    label is decided on that rounded score, so 'score >= threshold' holds for what the client sees."""
+    score = round(float(probability), 6)
+    return LABELS[int(score >= threshold)], score
+
+
 def default_threads() -> int:
     env = os.environ.get("MUDRAJ_THREADS") or os.environ.get("OMP_NUM_THREADS")
     return int(env) if env else max(1, min(4, os.cpu_count() or 1))
@@ -145,7 +152,7 @@ class Predictor:
         out = []
         for spans, (scores, windows) in zip(cut, scored):
             out.append([
-                SentencePrediction(s.start, s.end, s.text, LABELS[int(p >= thr)], round(float(p), 6), int(w))
+                SentencePrediction(s.start, s.end, s.text, *decide(p, thr), int(w))
                 for s, p, w in zip(spans, scores, windows)
             ])
         return out

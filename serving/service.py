@@ -51,7 +51,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from serving.brackets import FormatError, strip_brackets
-from serving.predictor import Predictor
+from serving.predictor import Predictor, decide
 from serving.serve import resolve_bundle
 
 logger = logging.getLogger("bentoml.mudraj")
@@ -362,8 +362,11 @@ class Mudraj:
         """
         scored = self.predictor.score_articles([[s] for s in sentences], isolate=False)
         thr = self.predictor.threshold
-        return [SentenceScore(score=round(float(scores[0]), 6), label="inserted" if scores[0] >= thr else "reporting")
-                for scores, _ in scored]
+        out = []
+        for scores, _ in scored:
+            label, score = decide(scores[0], thr)
+            out.append(SentenceScore(score=score, label=label))
+        return out
 
     @bentoml.api
     async def model_card(self) -> dict[str, Any]:

@@ -347,3 +347,15 @@ def test_oversized_request_body_is_refused_before_parsing(server):
     r = post(server, "/classify", raw=raw)
     assert r.status_code == 413 and "MUDRAJ_MAX_BODY_BYTES" in r.json()["error"]
     assert post(server, "/classify", {"text": "قال الوزير إن العمل مستمر."}).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("p, thr", [(0.4752679, 0.475268), (0.4752681, 0.475268), (0.49999996, 0.5), (0.5, 0.5),
+                                    (1e-9, 0.0), (0.9999999, 1.0)])
+def test_label_is_decided_on_the_score_the_client_sees(p, thr):
+    # A client re-applying 'score >= threshold' to the returned score must get the returned label,
+    # also when the raw probability sits within rounding of the threshold.
+    from serving.predictor import decide
+
+    label, score = decide(p, thr)
+    assert score == round(p, 6)
+    assert label == ("inserted" if score >= thr else "reporting")
