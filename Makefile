@@ -35,6 +35,7 @@ test: install browser
 # Needs a trained and released run: mudraj train --config configs/e5-small.yaml && mudraj release runs/e5-small
 bench: install
 	$(BIN)/python bench/throughput.py --run runs/e5-small-release/pruned-run --bundle runs/e5-small-release/pruned-bundle --data build/corpus/test.jsonl
+	$(BIN)/python bench/quant_variants.py --bundle runs/e5-small-release/pruned-bundle
 	$(BIN)/python bench/http_load.py --model models/mudraj-e5-small
 	$(BIN)/python bench/plots.py
 

@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+from training.io import atomic_write_json
+
 import psutil
 import requests
 
@@ -199,8 +201,7 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
     out = a.out or REPO / "bench" / "results" / ("soak.json" if a.soak else "http.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    atomic_write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("levels", "soak")}, indent=2))
     print(f"-> {out}")
 

@@ -14,6 +14,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from training.io import atomic_write_json
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -78,8 +80,7 @@ def main() -> None:
 
     out = {"articles": len(texts), "sentences": n_sent, "wall_s": round(wall, 3),
            "sentences_per_s": round(n_sent / wall, 1), "share_of_wall": python_side, "model_time_by_op": ops}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=2))
+    atomic_write_json(a.out, out)
     print(json.dumps(out, indent=2))
 
 

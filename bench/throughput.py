@@ -12,12 +12,13 @@ bench/results/throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from training.io import atomic_write_json
 
 from serving.features import pad_batch
 
@@ -132,8 +133,7 @@ def main() -> None:
            "cpus": os.cpu_count(), "threads": a.threads, "sentences": len(feats), "mean_tokens": round(mean_len, 1),
            "macs_per_token": int(macs_per_token),
            "rows": rows}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=2))
+    atomic_write_json(a.out, out)
     print(f"-> {a.out}")
 
 
