@@ -41,10 +41,11 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _read_jsonl(path: Path) -> Iterator[RawArticle]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file. Invalid UTF-8, invalid JSON
+    and a line that is not a JSON object raise FormatError naming the file and the line."""
+    path = Path(path)
     text = decode_utf8(path.read_bytes(), str(path))
-    seen: set[str] = set()
-    n = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -54,6 +55,13 @@ def _read_jsonl(path: Path) -> Iterator[RawArticle]:
             raise FormatError(str(path), lineno, f"invalid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(rec, dict):
             raise FormatError(str(path), lineno, "expected a JSON object")
+        yield lineno, rec
+
+
+def _read_jsonl(path: Path) -> Iterator[RawArticle]:
+    seen: set[str] = set()
+    n = 0
+    for lineno, rec in read_jsonl(path):
         art_id = rec.get("id", f"{path.stem}-{lineno}")
         if not isinstance(art_id, (str, int)):
             raise FormatError(str(path), lineno, "field 'id' must be a string")

@@ -9,13 +9,13 @@ normalisation steps, training on the train split and scoring the dev split.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from serving.inputs import read_jsonl
 from serving.normalize import normalize
 
 FEATURES = {
@@ -52,8 +52,7 @@ def featurize(sentences: Sequence[str], features: dict = FEATURES) -> np.ndarray
 
 def _load(path: Path) -> tuple[list[str], np.ndarray]:
     texts, labels = [], []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for _, r in read_jsonl(path):
         texts.append(r["text"])
         labels.append(int(r["label"] == "inserted"))
     return texts, np.array(labels)

@@ -9,7 +9,6 @@ Splits go by outlet: the test outlets appear nowhere else, so the test score is 
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from serving.brackets import FormatError
+from serving.inputs import read_jsonl
 from serving.normalize import normalize
 from serving.segment import segment
 from training.hosts import DEFAULT_CORPUS, Candidate, Host, load_hosts, read_selection
@@ -52,13 +52,7 @@ class Insertion:
 def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
     out = []
     for path in sorted(Path(p) for p in paths):
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise FormatError(str(path), i, f"invalid JSON ({err.msg})") from None
+        for i, r in read_jsonl(path):
             missing = [k for k in ("host", "para", "slot", "kind", "text") if k not in r]
             if missing:
                 raise FormatError(str(path), i, f"missing field(s) {missing}")

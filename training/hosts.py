@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from serving.brackets import FormatError
+from serving.inputs import read_jsonl
 from serving.segment import segment
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "saudinewsnet"
@@ -165,12 +166,11 @@ def write_selection(cands: list[Candidate], path: Path) -> None:
 
 def read_selection(path: Path) -> list[Candidate]:
     out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(Candidate(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as err:
-                raise FormatError(str(path), i, f"bad host record: {err}") from None
+    for i, rec in read_jsonl(path):
+        try:
+            out.append(Candidate(**rec))
+        except TypeError as err:
+            raise FormatError(str(path), i, f"bad host record: {err}") from None
     return out
 
 

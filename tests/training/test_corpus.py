@@ -146,3 +146,23 @@ def test_malformed_insertion_file_names_file_and_line(tmp_path):
     f.write_text('{"host": "a", "para": "1", "slot": 0, "kind": "hope", "text": "نص."}\n', encoding="utf-8")
     with pytest.raises(FormatError, match=r"bad.jsonl:1: para and slot must be integers"):
         C.read_insertions([f])
+    good = '{"host": "a", "para": 1, "slot": 0, "kind": "hope", "text": "نص."}\n'.encode()
+    f.write_bytes(good + good[:30] + b"\xff\xfe" + good[30:])
+    with pytest.raises(FormatError, match=r"bad.jsonl:2: invalid UTF-8"):
+        C.read_insertions([f])
+    f.write_text(good.decode() + "[1, 2]\n", encoding="utf-8")
+    with pytest.raises(FormatError, match=r"bad.jsonl:2: expected a JSON object"):
+        C.read_insertions([f])
+
+
+def test_malformed_host_selection_names_file_and_line(tmp_path):
+    from serving.brackets import FormatError
+    from training.hosts import read_selection
+
+    f = tmp_path / "hosts.jsonl"
+    f.write_bytes(b'{"id": \xff}\n')
+    with pytest.raises(FormatError, match=r"hosts.jsonl:1: invalid UTF-8"):
+        read_selection(f)
+    f.write_text('{"id": "x", "no_such_field": 1}\n', encoding="utf-8")
+    with pytest.raises(FormatError, match=r"hosts.jsonl:1: bad host record"):
+        read_selection(f)
