@@ -3,7 +3,8 @@
     python bench/http_load.py --model models/mudraj-e5-small --levels 1 4 16 64 --requests 96
     python bench/http_load.py --soak 600 --concurrency 16        # the 10-minute soak, mixed requests
 
-Starts `mudraj serve` on a free 127.0.0.1 port (or uses --url), sends a bounded number of requests
+Starts `mudraj serve` on a free 127.0.0.1 port with serving.serve.ServerProcess, the class the
+tests' server fixture uses (or uses --url), sends a bounded number of requests
 per concurrency level from a thread pool (each request waits for its answer, so the client never
 floods), samples the resident memory of the server's process tree, and writes
 bench/results/http.json (or soak.json).
@@ -12,23 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.io import atomic_write_json
-
 import psutil
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from serving.defaults import DEFAULT_MODEL, REPO
+from serving.serve import ServerProcess
+from training.io import atomic_write_json
 
 
 def article(n_sentences: int = 25) -> str:
@@ -44,31 +41,6 @@ def article(n_sentences: int = 25) -> str:
         "ويرى مراقبون أن نجاح التجربة قد يشجع مدنا أخرى على تبني مشاريع مماثلة.",
     ]
     return "\n\n".join(" ".join(base[(i + k) % len(base)] for k in range(5)) for i in range(0, n_sentences, 5))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: Path, port: int, workers: int, threads: int) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, MUDRAJ_MODEL=str(model), MUDRAJ_WORKERS=str(workers), MUDRAJ_THREADS=str(threads))
-    t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--port", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    while time.time() - t0 < 180:
-        try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, time.time() - t0
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during startup")
-        time.sleep(0.3)
-    raise RuntimeError("server not ready after 180 s")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -130,7 +102,7 @@ def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sen
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, default=REPO / "models" / "mudraj-e5-small")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--url", default=None, help="use a running service instead of starting one")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--requests", type=int, default=64, help="requests per level")
@@ -144,13 +116,14 @@ def main() -> None:
 
     text = article(25)
     sentences = [s.text for s in segment(text)]
-    proc, startup = None, None
+    srv, startup = None, None
     url = a.url
     if url is None:
-        port = free_port()
-        proc, startup = start_server(a.model, port, a.workers, a.threads)
-        url = f"http://127.0.0.1:{port}"
-    pid = proc.pid if proc else None
+        log = Path(tempfile.mkdtemp(prefix="mudraj-bench-")) / "server.log"
+        srv = ServerProcess(a.model, log, workers=a.workers, threads=a.threads)
+        url, startup = srv.url, srv.startup_s
+        print(f"server ready at {url} after {startup:.1f} s (log: {log})", flush=True)
+    pid = srv.pid if srv else None
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": str(a.model),
               "workers": a.workers, "threads": a.threads, "startup_s": startup and round(startup, 1),
               "article_sentences": len(sentences)}
@@ -197,9 +170,8 @@ def main() -> None:
             sampler.stop.set()
             result["rss_peak_under_load_mb"] = round(max(s[1] for s in sampler.samples), 1)
     finally:
-        if proc:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+        if srv:
+            srv.stop(timeout=30)
     out = a.out or REPO / "bench" / "results" / ("soak.json" if a.soak else "http.json")
     atomic_write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("levels", "soak")}, indent=2))

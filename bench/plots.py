@@ -12,7 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+from serving.defaults import REPO  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
 IMG = REPO / "docs" / "img"
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 from pathlib import Path
+
+from serving.defaults import DEFAULT_MODEL, RUNS
 
 LABELS = ("reporting", "inserted")
 METADATA = "metadata.json"
@@ -20,8 +24,42 @@ REQUIRED_KEYS = ("name", "labels", "max_length", "context_width", "threshold", "
                  "normalization", "backbone", "files")
 
 
+logger = logging.getLogger("mudraj")
+
+
 class BundleError(RuntimeError):
     """A model bundle that is missing, incomplete or corrupt."""
+
+
+def resolve_bundle(model: Path | str | None = None) -> Path:
+    """The one way a command or the service finds its model.
+
+    `model` if given (a bundle folder, or a training run whose exported bundle is RUN/bundle), else
+    $MUDRAJ_MODEL, else the shipped models/mudraj-e5-small, else the newest runs/*/bundle.
+    """
+    given = str(model) if model is not None else os.environ.get("MUDRAJ_MODEL", "").strip()
+    if given:
+        path = Path(given).expanduser().resolve()
+        what = "--model" if model is not None else "MUDRAJ_MODEL"
+        if not path.is_dir():
+            raise BundleError(f"{what}={given}: no such folder (expected a model bundle with {METADATA})")
+        if not (path / METADATA).is_file() and (path / "run.json").is_file():
+            if not (path / "bundle" / METADATA).is_file():
+                raise BundleError(f"{what}={given} is a training run with no exported bundle: "
+                                  f"run `mudraj export {given}` first")
+            path = path / "bundle"
+        return path
+    if (DEFAULT_MODEL / METADATA).is_file():
+        return DEFAULT_MODEL
+    runs = [p for p in RUNS.glob("*/bundle") if (p / METADATA).is_file()]
+    if runs:
+        newest = max(runs, key=lambda p: (p / METADATA).stat().st_mtime)
+        logger.warning("%s is missing; using the newest trained bundle %s", DEFAULT_MODEL, newest)
+        return newest
+    raise BundleError(
+        f"no model: pass --model / set MUDRAJ_MODEL to a bundle folder, put the released bundle in "
+        f"{DEFAULT_MODEL}, or train and export one (`mudraj train`, `mudraj export`: runs/<name>/bundle)"
+    )
 
 
 def sha256_file(path: Path) -> str:

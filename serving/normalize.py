@@ -13,13 +13,18 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
+# What counts as an Arabic letter, everywhere in Mudraj: the Arabic block's letters (with tatweel), the
+# supplement, extended-A and the presentation forms. Not digits, not punctuation, not marks.
+ARABIC_LETTERS = "\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFB\uFE70-\uFEFC"
+ARABIC_LETTER = re.compile(f"[{ARABIC_LETTERS}]")
+
 _SPACES = re.compile(r"[\u00a0\u2000-\u200b\u202f\u205f\u3000\t\r\n ]+")
 _INVISIBLE = re.compile(r"[\u200c\u200d\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\u00ad]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([،؛,;:.!?؟)\]»”])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«“])\s+")
 _NO_SPACE_AFTER_PUNCT = re.compile(r"([،؛,;!?؟])(?=[^\s\d،؛,;:.!?؟)\]»”\"'])")
-_LATIN_COMMA = re.compile(r"(?<=[\u0621-\u064A\u0660-\u0669]),|,(?=\s*[\u0621-\u064A])")
-_STOP_BEFORE_LETTER = re.compile(r"\.(?=[\u0621-\u064A])")
+_LATIN_COMMA = re.compile(f"(?<=[{ARABIC_LETTERS}\u0660-\u0669]),|,(?=\\s*[{ARABIC_LETTERS}])")
+_STOP_BEFORE_LETTER = re.compile(f"\\.(?=[{ARABIC_LETTERS}])")
 _TASHKEEL = re.compile(r"[\u064b-\u0652\u0670]")
 _TATWEEL = "\u0640"
 _ALEF = re.compile(r"[أإآٱ]")

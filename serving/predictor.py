@@ -4,7 +4,6 @@ Used by `mudraj predict`, `mudraj evaluate` and the HTTP service alike.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +13,7 @@ import onnxruntime as ort
 
 from serving.brackets import strip_brackets
 from serving.bundle import LABELS, MODEL_FILES, read_metadata
+from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.segment import segment
 
@@ -44,11 +44,6 @@ def decide(probability: float, threshold: float) -> tuple[str, float]:
     label is decided on that rounded score, so 'score >= threshold' holds for what the client sees."""
     score = round(float(probability), 6)
     return LABELS[int(score >= threshold)], score
-
-
-def default_threads() -> int:
-    env = os.environ.get("MUDRAJ_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    return int(env) if env else max(1, min(4, os.cpu_count() or 1))
 
 
 class Predictor:

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from serving.normalize import ARABIC_LETTER
+
 TERMINATORS = ".!?؟"
 # Characters that may follow a terminator and still belong to the sentence that ends.
 CLOSERS = "\"'”’»)]}›\u200e\u200f"  # (direction marks that outlets leave after a stop count as closers)
@@ -20,7 +22,6 @@ ABBREVIATIONS = frozenset(
     {"د", "م", "أ", "ا", "ص", "ج", "ع", "ت", "ق", "ش", "س", "ه", "هـ", "ب", "ح", "ك", "ن", "ط", "ر", "ل"}
     | {"Dr", "Mr", "Mrs", "Ms", "Prof", "St", "Jr", "Sr", "No", "vs", "etc", "Inc", "Ltd", "Co"}
 )
-_ARABIC_LETTER = re.compile(r"[\u0621-\u064A\u0671-\u06D3]")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _boundaries(text: str, lo: int, hi: int) -> list[int]:
             continue
         if j >= hi or text[j].isspace():
             ends.append(j)
-        elif _ARABIC_LETTER.match(text[j]) and len(_word_before(text, i)) > 1:
+        elif ARABIC_LETTER.match(text[j]) and len(_word_before(text, i)) > 1:
             # A missing space after the stop ("الخميس.وقال") is an outlet typo, not a word.
             ends.append(j)
         i = j

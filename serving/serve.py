@@ -1,48 +1,28 @@
-"""Start the HTTP service (`mudraj serve`): the BentoML server for serving.service:Mudraj.
+"""Start the HTTP service: the BentoML server for serving.service:Mudraj.
 
-Light on purpose: importing this module does not import bentoml or onnxruntime; the server
-process (`python -m bentoml serve serving.service:Mudraj`) replaces this one.
+Reached through the one command line, `mudraj serve` (training/cli.py). Light on purpose:
+importing this module imports neither bentoml nor onnxruntime; the server process
+(`python -m bentoml serve serving.service:Mudraj`) replaces the calling one.
 
-    python -m serving.serve --model models/mudraj-e5-small --port 3000
+`ServerProcess` starts the same command in a child process and waits until it is ready: the
+tests' server fixture and the HTTP benchmarks use it, so they exercise what a user runs.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-from serving.bundle import BundleError, read_metadata
+from serving.bundle import read_metadata, resolve_bundle
+from serving.defaults import REPO
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "models" / "mudraj-e5-small"
 SERVICE = "serving.service:Mudraj"
-
-logger = logging.getLogger("bentoml.mudraj")
-
-
-def resolve_bundle(model: Path | str | None = None) -> Path:
-    """The bundle to serve: `model`, else $MUDRAJ_MODEL, else models/mudraj-e5-small, else the newest runs/*/bundle."""
-    given = str(model) if model is not None else os.environ.get("MUDRAJ_MODEL", "").strip()
-    if given:
-        path = Path(given).expanduser().resolve()
-        if not path.is_dir():
-            what = "--model" if model is not None else "MUDRAJ_MODEL"
-            raise BundleError(f"{what}={given}: no such folder (expected a model bundle with metadata.json)")
-        return path
-    if DEFAULT_MODEL.is_dir():
-        return DEFAULT_MODEL
-    runs = [p for p in (REPO / "runs").glob("*/bundle") if (p / "metadata.json").is_file()]
-    if runs:
-        newest = max(runs, key=lambda p: (p / "metadata.json").stat().st_mtime)
-        logger.warning("%s is missing; serving the newest trained bundle %s", DEFAULT_MODEL, newest)
-        return newest
-    raise BundleError(
-        f"no model to serve: pass --model / set MUDRAJ_MODEL to a bundle folder, put the released bundle in "
-        f"{DEFAULT_MODEL}, or train and export one (`mudraj train`, `mudraj export`: runs/<name>/bundle)"
-    )
 
 
 def serve_env(model: Path | str | None = None, workers: int | None = None, threads: int | None = None,
@@ -101,20 +81,93 @@ def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers
     raise SystemExit(subprocess.call(cmd, env=env))  # pragma: no cover (Windows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m serving.serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="bundle folder (default: $MUDRAJ_MODEL or models/mudraj-e5-small)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=3000)
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    try:
-        serve(args.model, args.host, args.port, args.workers, args.threads)
-    except (BundleError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-if __name__ == "__main__":
-    main()
+class ServerProcess:
+    """`mudraj serve` in a child process on a free loopback port, ready when the constructor returns.
+
+        with ServerProcess(bundle, log=Path("server.log"), env={"MUDRAJ_THREADS": "1"}) as srv:
+            requests.post(srv.url + "/classify", json={"text": ...})
+
+    `env` entries are added to (None: removed from) this process's environment. The server runs in a
+    session of its own, so `stop()` reaches its workers too.
+    """
+
+    def __init__(self, model: Path, log: Path, env: dict[str, str | None] | None = None, port: int | None = None,
+                 workers: int | None = None, threads: int | None = None, ready_timeout: float = 180.0):
+        self.port = port or free_port()
+        self.url = base_url("127.0.0.1", self.port)
+        self.model, self.log = Path(model), Path(log)
+        child_env = dict(os.environ)
+        for key, value in (env or {}).items():
+            if value is None:
+                child_env.pop(key, None)
+            else:
+                child_env[key] = value
+        cmd = [sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(self.port)]
+        cmd += ["--workers", str(workers)] if workers else []
+        cmd += ["--threads", str(threads)] if threads else []
+        started = time.monotonic()
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        try:
+            self._wait_ready(started, ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - started
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait_ready(self, started: float, timeout: float) -> None:
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode} before it was ready:\n"
+                                   f"{self.log_tail()}")
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` to the server's whole process group."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
 
@@ -51,8 +50,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from serving.brackets import FormatError, strip_brackets
+from serving.bundle import resolve_bundle
+from serving.defaults import default_threads
+from serving.normalize import ARABIC_LETTER
 from serving.predictor import Predictor, decide
-from serving.serve import resolve_bundle
 
 logger = logging.getLogger("bentoml.mudraj")
 
@@ -76,10 +77,8 @@ MAX_CHARS = _env_int("MUDRAJ_MAX_CHARS", 100_000)
 MAX_ARTICLES = _env_int("MUDRAJ_MAX_ARTICLES", 64)
 MAX_SENTENCES = _env_int("MUDRAJ_MAX_SENTENCES", 1024)
 WORKERS = _env_int("MUDRAJ_WORKERS", 1)
-THREADS = _env_int("MUDRAJ_THREADS", max(1, min(4, (os.cpu_count() or 1) // WORKERS)))
+THREADS = default_threads(WORKERS)
 
-# Arabic letters, including the supplement, extended-A and presentation forms.
-_ARABIC = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFB\uFE70-\uFEFC]")
 
 
 # ---------------------------------------------------------------- request checks (-> HTTP 400)
@@ -101,7 +100,7 @@ def _check_text(text: str) -> str:
                 f"text has unbalanced brackets (line {err.line}: {err.message}); square brackets mark "
                 "inserted sentences, so they must come in [ ] pairs"
             ) from None
-    if not _ARABIC.search(clean):
+    if not ARABIC_LETTER.search(clean):
         raise ValueError("text has no Arabic letters (Mudraj reads Arabic news articles)")
     return text
 

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
-CORPUS = SHARED / "corpora" / "saudinewsnet"
-TINY_DATA = REPO / "data" / "tiny"
+from serving.defaults import REPO, SHARED  # noqa: F401 (re-exported for the tests)
+from training.defaults import DATA, EXAMPLE
+from training.defaults import SAUDINEWSNET as CORPUS
+
+TINY_DATA = DATA / "tiny"
 
 
 def need_example() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from _paths import REPO  # noqa: E402
+from tests._paths import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from serving.inputs import read_jsonl
-from serving.normalize import normalize
+from serving.normalize import ARABIC_LETTERS, normalize
 
 FEATURES = {
     "nbsp": lambda s: s.count("\u00a0"),
@@ -24,7 +24,7 @@ FEATURES = {
     "double_space": lambda s: s.count("  "),
     "space_before_punct": lambda s: len(re.findall(r"\s[،؛,.:!؟?]", s)),
     "no_space_after_comma": lambda s: len(re.findall(r"[،,][^\s\d]", s)),
-    "stop_glued_to_letter": lambda s: len(re.findall(r"\.[\u0621-\u064A]", s)),
+    "stop_glued_to_letter": lambda s: len(re.findall(f"\\.[{ARABIC_LETTERS}]", s)),
     "hamza_alef": lambda s: len(re.findall(r"[أإآ]", s)) / max(1, len(re.findall(r"[اأإآ]", s))),
     "bare_alef_word_start": lambda s: len(re.findall(r"(?:^|\s)ال?ا", s)) / max(1, len(s.split())),
     "alef_maqsura": lambda s: s.count("ى") / max(1, s.count("ى") + s.count("ي")),

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "models" / "backbones"
-TINY_TEXT = REPO / "data" / "tiny"
+from training.defaults import BACKBONE_CACHE as CACHE
+from training.defaults import DATA
+
+TINY_TEXT = DATA / "tiny"
 
 # Text normalisation each known backbone expects on top of the shortcut-closing steps.
 BACKBONE_NORMALIZATION = {"aubmindlab/bert-base-arabertv02": ["arabertv02"]}

@@ -1,5 +1,9 @@
-"""`mudraj`: the command line. Heavy imports (torch, transformers) happen inside the
-commands that need them, so `mudraj predict` and `mudraj serve` run on a serving-only install."""
+"""`mudraj`: the one command line. Heavy imports (torch, transformers) happen inside the
+commands that need them, so `mudraj predict` and `mudraj serve` run on a serving-only install
+(tested: neither imports torch).
+
+Errors a user can cause (a bad file, a missing bundle, a bad setting) print one line; anything
+else is a bug and shows its traceback. MUDRAJ_DEBUG=1 shows the traceback for every error."""
 from __future__ import annotations
 
 import json
@@ -10,8 +14,8 @@ from typing import List, Optional
 
 import typer
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "models" / "mudraj-e5-small"
+from serving.defaults import DEFAULT_MODEL
+from training import defaults as D  # light: paths and numbers only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Mudraj: find commentary inserted into Arabic news articles, sentence by sentence.")
@@ -25,19 +29,23 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _guard(fn):
-    """Turn user mistakes into one clear line instead of a traceback."""
+    """Run fn; a user mistake (bad input, missing file or bundle, bad setting) becomes one clear line.
+    Other exceptions are bugs and pass through with their traceback."""
     from serving.brackets import FormatError
     from serving.bundle import BundleError
 
     try:
         return fn()
-    except (FormatError, BundleError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+    except (FormatError, BundleError, FileNotFoundError, FileExistsError, ValueError) as err:
+        if os.environ.get("MUDRAJ_DEBUG", "").strip() not in ("", "0"):
+            raise
         _fail(str(err).strip("'\""))
 
 
-def default_model() -> Path:
-    """The shipped bundle, or the environment's choice."""
-    return Path(os.environ.get("MUDRAJ_MODEL", DEFAULT_MODEL))
+def _bundle(model: Optional[Path]) -> Path:
+    from serving.bundle import resolve_bundle
+
+    return _guard(lambda: resolve_bundle(model))
 
 
 @app.command()
@@ -61,8 +69,8 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="YAML file in 
 def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
            out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder (default RUN_DIR/bundle)"),
            name: Optional[str] = typer.Option(None, help="model name in the bundle"),
-           atol: float = typer.Option(1e-3, help="max |logit| difference ONNX fp32 vs PyTorch"),
-           max_int8_change: float = typer.Option(0.02, help="max share of dev labels int8 may change")):
+           atol: float = typer.Option(D.EXPORT_ATOL, help="max |logit| difference ONNX fp32 vs PyTorch"),
+           max_int8_change: float = typer.Option(D.MAX_INT8_LABEL_CHANGE, help="max share of dev labels int8 may change")):
     """Export a run to an ONNX model bundle (fp32 + int8), checked for parity."""
     from training.export import ParityError, export as run_export
 
@@ -89,7 +97,8 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         _fail(f"--threshold must be between 0 and 1, got {threshold}")
-    predictor = _guard(lambda: Predictor(model or default_model(), precision=precision, threads=threads))
+    bundle = _bundle(model)
+    predictor = _guard(lambda: Predictor(bundle, precision=precision, threads=threads))
 
     def run():
         arts = list(read_articles(inputs))
@@ -144,38 +153,32 @@ def backbone(spec: str = typer.Argument(..., help="tiny-wordpiece, tiny-unigram,
         typer.echo(json.dumps(check_conversion(path), indent=2))
 
 
-CORPUS_OPT = typer.Option(None, "--corpus", help="SaudiNewsNet folder (default ../shared/corpora/saudinewsnet)")
-
-
-def _corpus(path: Optional[Path]) -> Path:
-    from training.hosts import DEFAULT_CORPUS
-
-    return path or DEFAULT_CORPUS
+CORPUS_OPT = typer.Option(D.SAUDINEWSNET, "--corpus", help="SaudiNewsNet folder")
 
 
 @corpus_app.command("select")
-def corpus_select(corpus: Optional[Path] = CORPUS_OPT,
-                  out: Path = typer.Option(REPO / "data" / "hosts.jsonl", help="where the selection goes"),
-                  n: int = typer.Option(1074, help="number of hosts"),
-                  seed: int = typer.Option(13)):
+def corpus_select(corpus: Path = CORPUS_OPT,
+                  out: Path = typer.Option(D.HOSTS_FILE, help="where the selection goes"),
+                  n: int = typer.Option(D.N_HOSTS, help="number of hosts"),
+                  seed: int = typer.Option(D.HOST_SEED)):
     """Pick host articles: news across outlets (max 20% each), some opinion pieces, deduplicated."""
     from training.hosts import select, selection_summary, write_selection
 
-    cands = _guard(lambda: select(_corpus(corpus), n=n, seed=seed))
+    cands = _guard(lambda: select(corpus, n=n, seed=seed))
     write_selection(cands, out)
     typer.echo(json.dumps(selection_summary(cands), indent=2))
 
 
 @corpus_app.command("show")
-def corpus_show(host_id: str, corpus: Optional[Path] = CORPUS_OPT):
+def corpus_show(host_id: str, corpus: Path = CORPUS_OPT):
     """Print a host with [paragraph.slot] markers, for writing insertions."""
     from training.hosts import load_hosts, show
 
-    typer.echo(show(_guard(lambda: load_hosts({host_id}, _corpus(corpus)))[host_id]))
+    typer.echo(show(_guard(lambda: load_hosts({host_id}, corpus))[host_id]))
 
 
 @corpus_app.command("check")
-def corpus_check(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(REPO / "data", help="data folder")):
+def corpus_check(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, help="data folder")):
     """Validate the insertions and print their distribution."""
     from training.corpus import check, insertion_files, read_insertions
     from training.hosts import load_hosts, read_selection
@@ -183,7 +186,7 @@ def corpus_check(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(
     def run():
         selection = read_selection(data / "hosts.jsonl")
         insertions = read_insertions(insertion_files(data))
-        hosts = load_hosts({i.host for i in insertions} & {c.id for c in selection}, _corpus(corpus))
+        hosts = load_hosts({i.host for i in insertions} & {c.id for c in selection}, corpus)
         return check(insertions, hosts, selection)
 
     problems, rep = _guard(run)
@@ -196,12 +199,12 @@ def corpus_check(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(
 
 
 @corpus_app.command("build")
-def corpus_build(corpus: Optional[Path] = CORPUS_OPT, data: Path = typer.Option(REPO / "data", help="data folder"),
-                 out: Path = typer.Option(REPO / "build" / "corpus", help="output folder")):
+def corpus_build(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
+                 out: Path = typer.Option(D.CORPUS_DIR, help="output folder")):
     """Hosts + insertions -> labelled articles and sentence records, split by outlet."""
     from training.corpus import build
 
-    counts = _guard(lambda: build(data, _corpus(corpus), out))
+    counts = _guard(lambda: build(data, corpus, out))
     typer.echo(json.dumps(counts, indent=2))
 
 
@@ -210,8 +213,8 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
              data: List[Path] = typer.Option(..., "--data", "-d", help="held-out labelled articles (.txt folder / JSONL)"),
              dev: List[Path] = typer.Option([], "--dev", help="dev articles: fit temperature and threshold, store them in the bundle"),
              train: List[Path] = typer.Option([], "--train", help="training articles for the TF-IDF baseline"),
-             out: Path = typer.Option(REPO / "reports" / "latest", "--out", "-o", help="report folder"),
-             target_far: float = typer.Option(0.02, help="false-alarm rate the dev threshold aims at"),
+             out: Path = typer.Option(D.REPORTS / "latest", "--out", "-o", help="report folder"),
+             target_far: float = typer.Option(D.TARGET_FALSE_ALARM_RATE, help="false-alarm rate the dev threshold aims at"),
              best_f1: bool = typer.Option(False, "--best-f1", help="choose the dev threshold for best F1 instead"),
              no_store: bool = typer.Option(False, "--no-store", help="do not write threshold/temperature into the bundle"),
              precision: str = typer.Option("auto", help="int8, fp32 or auto"),
@@ -219,7 +222,7 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
     """Score held-out articles through the serving predictor; write report.md/json and figures."""
     from training.evaluate import evaluate as run_eval
 
-    r = _guard(lambda: run_eval(model or default_model(), data, out, dev=dev, train=train,
+    r = _guard(lambda: run_eval(_bundle(model), data, out, dev=dev, train=train,
                                 target_far=None if best_f1 else target_far, write_bundle=not no_store,
                                 precision=precision, redact=redact))
     t = r["test"]
@@ -233,32 +236,32 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
 @app.command()
 def prune(run_dir: Path = typer.Argument(..., help="a finished training run (Unigram tokenizer, e.g. e5)"),
           out: Path = typer.Option(..., "--out", "-o", help="the pruned run folder"),
-          corpus: Optional[Path] = CORPUS_OPT,
-          extra: List[Path] = typer.Option([REPO / "build" / "corpus" / "train.jsonl"], help="more reference text files")):
+          corpus: Path = CORPUS_OPT,
+          extra: List[Path] = typer.Option([D.CORPUS_DIR / "train.jsonl"], help="more reference text files")):
     """Shrink the vocabulary to the pieces Arabic news needs (then `mudraj export` the result)."""
     from training.prune import prune as run_prune
 
     extra = [p for p in extra if p.exists()]
-    typer.echo(json.dumps(_guard(lambda: run_prune(run_dir, out, _corpus(corpus), extra)), indent=2))
+    typer.echo(json.dumps(_guard(lambda: run_prune(run_dir, out, corpus, extra)), indent=2))
 
 
 @app.command()
 def release(run_dir: Path = typer.Argument(..., help="a finished training run"),
             out: Path = typer.Option(DEFAULT_MODEL, "--out", "-o", help="the shipped bundle folder"),
-            corpus: Optional[Path] = CORPUS_OPT,
-            corpus_dir: Path = typer.Option(REPO / "build" / "corpus", help="output of `mudraj corpus build`"),
-            reports: Path = typer.Option(REPO / "reports" / "e5-small", help="where the evaluation reports go"),
-            target_far: float = typer.Option(0.02, help="dev false-alarm target for the threshold")):
+            corpus: Path = CORPUS_OPT,
+            corpus_dir: Path = typer.Option(D.CORPUS_DIR, help="output of `mudraj corpus build`"),
+            reports: Path = typer.Option(D.REPORTS / "e5-small", help="where the evaluation reports go"),
+            target_far: float = typer.Option(D.TARGET_FALSE_ALARM_RATE, help="dev false-alarm target for the threshold")):
     """Prune, export, calibrate and evaluate a run into the shipped int8 bundle with its model card."""
     from training.release import release as run_release
 
-    example = REPO.parent / "shared" / "examples" / "aleppo-unga-2016.txt"
-    r = _guard(lambda: run_release(run_dir, out, _corpus(corpus), corpus_dir, reports, example, target_far))
+    example = D.EXAMPLE
+    r = _guard(lambda: run_release(run_dir, out, corpus, corpus_dir, reports, example, target_far))
     typer.echo(json.dumps({k: v for k, v in r.items() if k != "baselines"}, indent=2))
 
 
 @app.command()
-def audit(corpus_dir: Path = typer.Argument(REPO / "build" / "corpus", help="output of `mudraj corpus build`")):
+def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudraj corpus build`")):
     """Shortcut audit: dev ROC-AUC of a formatting-only classifier, before and after normalisation."""
     from training.audit import audit as run_audit
 

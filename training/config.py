@@ -1,54 +1,78 @@
-"""A training run is one YAML file in configs/ plus `--set key=value` overrides."""
+"""A training run is one YAML file in configs/ plus `--set key=value` overrides.
+
+The settings are a pydantic model: unknown keys are refused (a typo never falls back to a
+default silently), every value is type-checked, and each field is documented where it is
+declared. The run writes the resolved settings into run.json.
+"""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
-@dataclass
-class TrainConfig:
-    name: str = "run"  # model name written into the bundle
-    backbone: str = "tiny-wordpiece"  # see training/backbones.py for the accepted specs
-    train_data: list[str] = field(default_factory=lambda: ["data/tiny"])  # folders / .txt / .jsonl
-    dev_data: list[str] = field(default_factory=list)  # empty: split dev_fraction of train articles off
-    dev_fraction: float = 0.2
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+    name: str = Field("run", description="model name written into the bundle")
+    backbone: str = Field("tiny-wordpiece", description="see training/backbones.py for the accepted specs")
+    train_data: list[str] = Field(["data/tiny"], description="folders / .txt / .jsonl of labelled articles")
+    dev_data: list[str] = Field([], description="empty: split dev_fraction of the train articles off")
+    dev_fraction: float = Field(0.2, ge=0, lt=1)
     output_dir: str = "runs/run"
     # Model input
-    max_length: int = 128  # tokens for sentence + context
-    context_width: int = 1  # neighbouring sentences on each side (0: the sentence alone)
-    normalization: list[str] = field(default_factory=lambda: ["whitespace", "punctuation"])
+    max_length: int = Field(128, ge=8, description="tokens for sentence + context")
+    context_width: int = Field(1, ge=0, description="neighbouring sentences on each side (0: the sentence alone)")
+    normalization: list[str] = Field(["whitespace", "punctuation"], description="steps of serving/normalize.py")
     # Optimisation
     seed: int = 13
-    epochs: float = 3.0
-    max_steps: int = -1  # >0 overrides epochs
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    gradient_accumulation: int = 1
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    class_weight_inserted: float = 1.0  # >1 weighs the (rarer) inserted class up in the loss
-    negative_fraction: float = 1.0  # share of reporting sentences kept for training (seeded; dev untouched)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description=">0 overrides epochs")
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: PositiveInt = 16
+    eval_batch_size: PositiveInt = 64
+    gradient_accumulation: PositiveInt = 1
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    class_weight_inserted: float = Field(1.0, gt=0, description=">1 weighs the (rarer) inserted class up in the loss")
+    negative_fraction: float = Field(1.0, gt=0, le=1,
+                                     description="share of reporting sentences kept for training (seeded; dev untouched)")
     # Practical CPU training
-    freeze_embeddings: bool = False  # freeze the word embedding matrix (most of e5's weights)
-    group_by_length: bool = True  # batches of similar length: less padding
-    bf16: bool = False  # GPU workstations
-    threads: int = 0  # torch threads on CPU (0: leave torch's default)
+    freeze_embeddings: bool = Field(False, description="freeze the word embedding matrix (most of e5's weights)")
+    group_by_length: bool = Field(True, description="batches of similar length: less padding")
+    bf16: bool = Field(False, description="bfloat16 mixed precision (GPU workstations)")
+    threads: int = Field(0, ge=0, description="torch threads on CPU (0: serving.defaults.default_threads())")
     # Bookkeeping
-    eval_steps: int = 50
-    save_steps: int = 50
-    logging_steps: int = 10
-    early_stopping_patience: int = 0  # evaluations without F1 gain before stopping (0: off)
-    save_total_limit: int = 2
+    eval_steps: PositiveInt = 50
+    save_steps: PositiveInt = 50
+    logging_steps: PositiveInt = 10
+    early_stopping_patience: int = Field(0, ge=0, description="evaluations without F1 gain before stopping (0: off)")
+    save_total_limit: PositiveInt = 2
+
+    @field_validator("train_data", "dev_data", "normalization", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("normalization")
+    @classmethod
+    def _known_steps(cls, value: list[str]) -> list[str]:
+        from serving.normalize import check_steps
+
+        return list(check_steps(value))
 
     @classmethod
     def load(cls, path: Path | None, overrides: list[str] = ()) -> "TrainConfig":
+        """Settings from a YAML file (or none) with `key=value` overrides (values parsed as YAML)."""
         raw: dict = {}
+        where = "--set"
         if path is not None:
             path = Path(path)
+            where = str(path)
             if not path.is_file():
                 raise FileNotFoundError(f"config {path} not found")
             try:
@@ -64,21 +88,26 @@ class TrainConfig:
             if not sep:
                 raise ValueError(f"--set {item!r}: expected key=value")
             raw[key.strip()] = yaml.safe_load(value)
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise ValueError(f"{path or '--set'}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        for key, value in raw.items():
-            default = known[key].default if known[key].default is not dataclasses.MISSING else known[key].default_factory()
-            if isinstance(default, list) and isinstance(value, str):
-                raw[key] = [value]
-            elif isinstance(default, bool) and not isinstance(value, bool):
-                raise ValueError(f"{path or '--set'}: {key} must be true or false, got {value!r}")
-            elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ValueError(f"{path or '--set'}: {key} must be a number, got {value!r}")
-                raw[key] = type(default)(value) if isinstance(default, float) else value
-        return cls(**raw)
+        # Integers are fine where a float is expected (epochs: 2); strict mode keeps "2" and true out.
+        for key, field in cls.model_fields.items():
+            if field.annotation is float and isinstance(raw.get(key), int) and not isinstance(raw[key], bool):
+                raw[key] = float(raw[key])
+        try:
+            return cls(**raw)
+        except ValidationError as err:
+            raise ValueError(_explain(err, where)) from None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+
+def _explain(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            known = ", ".join(TrainConfig.model_fields)
+            lines.append(f"unknown setting {key!r} (known: {known})")
+        else:
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return f"{where}: " + "; ".join(lines)

@@ -19,19 +19,39 @@ from serving.brackets import FormatError
 from serving.inputs import read_jsonl
 from serving.normalize import normalize
 from serving.segment import segment
+from training.defaults import CORPUS_DIR, DATA
 from training.hosts import DEFAULT_CORPUS, Candidate, Host, load_hosts, read_selection
 
 KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution")
-SPLITS = {
-    # Test: outlets unseen in training and dev. Dev: other outlets, for early stopping and the threshold.
-    "test": ("alweeam", "almadina", "arreyadi"),
-    "dev": ("okaz", "arriyadiyah"),
-}
 MIN_WORDS, MAX_WORDS = 8, 50
 
 
-def split_of(outlet: str) -> str:
-    for name, outlets in SPLITS.items():
+def read_splits(path: Path) -> dict[str, frozenset[str]]:
+    """data/splits.json: the outlets of the dev and test splits (every other outlet trains)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it names the dev and test outlets, "
+                                '{"test": [outlets], "dev": [outlets]}')
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FormatError(str(path), getattr(err, "lineno", 0), f"not valid JSON ({err})") from None
+    splits = {}
+    for name in ("test", "dev"):
+        outlets = raw.get(name) if isinstance(raw, dict) else None
+        if not isinstance(outlets, list) or not all(isinstance(o, str) and o for o in outlets):
+            raise FormatError(str(path), None, f'"{name}" must be a list of outlet names')
+        splits[name] = frozenset(outlets)
+    both = splits["test"] & splits["dev"]
+    if both:
+        raise FormatError(str(path), None, f"outlet(s) {sorted(both)} are in both test and dev")
+    return splits
+
+
+def split_of(outlet: str, splits: dict[str, frozenset[str]]) -> str:
+    for name, outlets in splits.items():
         if outlet in outlets:
             return name
     return "train"
@@ -222,7 +242,7 @@ def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[dict]]:
     return "\n\n".join(paragraphs), kinds
 
 
-def build(data_dir: Path, corpus: Path = DEFAULT_CORPUS, out: Path = Path("build/corpus")) -> dict:
+def build(data_dir: Path = DATA, corpus: Path = DEFAULT_CORPUS, out: Path = CORPUS_DIR) -> dict:
     """Write the labelled corpus; returns counts per split. Byte-identical across runs."""
     from training.data import parse_article, to_records
     from serving.inputs import RawArticle
@@ -230,6 +250,7 @@ def build(data_dir: Path, corpus: Path = DEFAULT_CORPUS, out: Path = Path("build
 
     data_dir = Path(data_dir)
     selection = read_selection(data_dir / "hosts.jsonl")
+    outlet_splits = read_splits(data_dir / "splits.json")
     insertions = read_insertions(insertion_files(data_dir))
     hosts = load_hosts({c.id for c in selection}, corpus)
     changed = [c.id for c in selection if hosts[c.id].sha256 != c.sha256]
@@ -248,7 +269,7 @@ def build(data_dir: Path, corpus: Path = DEFAULT_CORPUS, out: Path = Path("build
     for cand in selection:
         host = hosts[cand.id]
         text, kinds = assemble(host, by_host.get(cand.id, []))
-        split = split_of(cand.outlet)
+        split = split_of(cand.outlet, outlet_splits)
         rec = {"id": cand.id, "outlet": cand.outlet, "genre": cand.genre, "split": split, "text": text,
                "kinds": kinds}
         article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
+from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from training.data import load_articles
+from training.defaults import EXPORT_ATOL as ATOL
+from training.defaults import MAX_INT8_LABEL_CHANGE
 from training.io import atomic_dir, atomic_write_json
-
-ATOL = 1e-3  # fp32 ONNX vs PyTorch, max |logit difference|
-MAX_INT8_LABEL_CHANGE = 0.02  # share of dev sentences whose label int8 may flip
 
 
 class ParityError(RuntimeError):
@@ -43,7 +43,7 @@ def _onnx_logits(path: Path, features: list[Feature], pad_id: int, batch_size: i
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
+    opts.intra_op_num_threads = default_threads()
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     out = []
     for b in range(0, len(features), batch_size):
@@ -108,7 +108,7 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
     out = Path(out) if out else run_dir / "bundle"
     encoder = Encoder(load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"],
                       run["normalization"])
-    torch.set_num_threads(2)
+    torch.set_num_threads(default_threads())
     # Eager attention traces into plain ONNX ops with the padding mask intact.
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", attn_implementation="eager",
                                                                use_safetensors=True).eval()

@@ -18,8 +18,8 @@ from typing import Iterator
 from serving.brackets import FormatError
 from serving.inputs import read_jsonl
 from serving.segment import segment
-
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "saudinewsnet"
+from training.defaults import HOST_SEED, N_HOSTS
+from training.defaults import SAUDINEWSNET as DEFAULT_CORPUS
 
 # Verbs and phrases by which news attributes a statement to a source.
 ATTRIBUTION_CUES = re.compile(
@@ -106,6 +106,8 @@ def assess(host: Host) -> Candidate | None:
     text = "\n\n".join(body)
     if len(text) > 8000 or len(body) < 2:
         return None
+    # Share of the Arabic script block (letters, Arabic digits and punctuation), not of ARABIC_LETTER:
+    # a host may be mostly Arabic figures and still be Arabic news.
     arabic = sum("\u0600" <= c <= "\u06ff" for c in text)
     if arabic < 0.6 * len(text.replace(" ", "")):
         return None
@@ -121,8 +123,8 @@ def assess(host: Host) -> Candidate | None:
     return Candidate(host.id, host.outlet, host.sha256, len(sentences), len(body), cues, genre)
 
 
-def select(corpus: Path = DEFAULT_CORPUS, n: int = 1100, max_outlet_share: float = 0.2,
-           opinion_share: float = 0.15, seed: int = 13) -> list[Candidate]:
+def select(corpus: Path = DEFAULT_CORPUS, n: int = N_HOSTS, max_outlet_share: float = 0.2,
+           opinion_share: float = 0.15, seed: int = HOST_SEED) -> list[Candidate]:
     """Pick n hosts across outlets: deduplicated, capped per outlet, with some opinion pieces."""
     seen: set[str] = set()
     pool: dict[str, list[Candidate]] = defaultdict(list)

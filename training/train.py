@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import LABELS
+from serving.defaults import default_threads
 from serving.features import Encoder, load_tokenizer
 from training.backbones import backbone_normalization, resolve_backbone
 from training.config import TrainConfig
@@ -58,6 +59,23 @@ def inserted_metrics(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"precision": float(p[0]), "recall": float(r[0]), "f1": float(f[0]), "false_alarm_rate": false_alarm}
 
 
+def weighted_loss(weight_inserted: float):
+    """Cross-entropy with the inserted class weighted by `weight_inserted`, in the form Trainer's
+    `compute_loss_func` takes: summed over the batch, divided by the number of examples (which
+    Trainer passes when gradients are accumulated over several batches)."""
+    import torch
+
+    weights = torch.tensor([1.0, float(weight_inserted)])
+
+    def loss_fn(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device),
+                                                 reduction="sum")
+        return loss / (num_items_in_batch if num_items_in_batch else labels.numel())
+
+    return loss_fn
+
+
 def _compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     return inserted_metrics(np.asarray(labels), np.asarray(logits).argmax(-1))
@@ -80,8 +98,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     ckpt_dir = run_dir / "checkpoints"
     if run_dir.exists() and not resume and (run_dir / "run.json").exists():
         raise FileExistsError(f"{run_dir} already holds a finished run; pick another output_dir or pass --resume")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or default_threads())
     set_seed(cfg.seed)
 
     train_articles = load_articles(cfg.train_data)
@@ -97,8 +114,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     backbone_dir = resolve_backbone(cfg.backbone)
     encoder = build_encoder(backbone_dir, cfg)
-    if not 0 < cfg.negative_fraction <= 1:
-        raise ValueError(f"negative_fraction must be in (0, 1], got {cfg.negative_fraction}")
     train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
     dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
 
@@ -122,18 +137,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length", dataloader_num_workers=0, disable_tqdm=False,
     )
-    weights = torch.tensor([1.0, cfg.class_weight_inserted])
-
-    def loss_fn(outputs, labels, num_items_in_batch=None):
-        logits = outputs["logits"]
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device),
-                                                 reduction="sum")
-        return loss / (num_items_in_batch if num_items_in_batch else labels.numel())
-
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
-                      compute_loss_func=loss_fn if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
+                      compute_loss_func=weighted_loss(cfg.class_weight_inserted) if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
     checkpoint = _last_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None:
         print(f"--resume: no checkpoint in {ckpt_dir}, starting from the beginning")

@@ -11,7 +11,10 @@ from hypothesis import HealthCheck, given, settings
 schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.slow
-LOG = Path(__file__).resolve().parents[2] / "artifacts" / "fuzz-inputs.jsonl"
+
+from tests._paths import REPO  # noqa: E402
+
+LOG = REPO / "artifacts" / "fuzz-inputs.jsonl"
 
 
 ENDPOINTS = ["/classify", "/classify_batch", "/classify_sentences", "/model_card"]

@@ -1,4 +1,4 @@
-"""The HTTP service, end to end: a real BentoML server (tests/serving/conftest.py) with the tiny bundle."""
+"""The HTTP service, end to end: a real BentoML server (the `server` fixture, tests/serving/conftest.py) with the tiny bundle."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ from serving.segment import segment  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+from tests._paths import REPO  # noqa: E402
 SAMPLE = REPO / "serving" / "static" / "sample.txt"
 
 
@@ -171,7 +171,7 @@ def test_model_card(server):
     assert get_card.status_code == 200
     card = post_card.json()
     assert get_card.json() == card
-    meta = json.loads((server.bundle / "metadata.json").read_text(encoding="utf-8"))
+    meta = json.loads((server.model / "metadata.json").read_text(encoding="utf-8"))
     assert card["name"] == meta["name"] and card["threshold"] == meta["threshold"]
     assert card["files"] == sorted(meta["files"])  # names only, no checksums
     assert card["serving"]["precision"] == "int8" and card["serving"]["threads"] == 1
@@ -195,7 +195,11 @@ def test_openapi_schema_lists_the_endpoints(server):
     for path in ("/classify", "/classify_batch", "/classify_sentences", "/model_card", "/healthz", "/readyz"):
         assert path in spec["paths"], path
     schemas = spec["components"]["schemas"]
-    text_field = schemas["classify__Input"]["properties"]["text"]
+    # Follow the endpoint's own request schema (BentoML names the component itself).
+    body = spec["paths"]["/classify"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = schemas[body["$ref"].rsplit("/", 1)[-1]]
+    text_field = body["properties"]["text"]
     assert "Arabic" in text_field["description"] and text_field["examples"]
     assert "windowed" in json.dumps(schemas)
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from _paths import CORPUS, REPO, need_corpus, need_example
+from tests._paths import CORPUS, REPO, need_corpus, need_example
 from serving.brackets import strip_brackets
 from serving.bundle import read_metadata
 from serving.predictor import Predictor, sigmoid

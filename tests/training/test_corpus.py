@@ -33,8 +33,9 @@ def make_corpus(root, n_per_outlet=3, outlets=("outa", "outb", "outc")):
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     corpus = make_corpus(tmp_path / "corpus")
-    monkeypatch.setattr(C, "SPLITS", {"test": ("outc",), "dev": ("outb",)})
     data = tmp_path / "data"
+    data.mkdir()
+    (data / "splits.json").write_text(json.dumps({"test": ["outc"], "dev": ["outb"]}))
     cands = select(corpus, n=9, max_outlet_share=0.4, opinion_share=0.0)
     write_selection(cands, data / "hosts.jsonl")
     return corpus, data, cands

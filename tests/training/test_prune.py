@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from _paths import REPO, TINY_DATA
+from tests._paths import REPO, TINY_DATA
 from serving.predictor import Predictor
 from training.config import TrainConfig
 from training.export import export

@@ -1,0 +1,43 @@
+"""The shortcut audit finds a formatting quirk that separates the classes, and sees it vanish once
+the normalisation that closes it is applied; with no quirk it stays at chance."""
+import json
+import random
+
+import pytest
+
+from training.audit import audit
+
+pytest.importorskip("sklearn")
+
+WORDS = "قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين في المدينة".split()
+
+
+def write_records(folder, quirk: bool, n: int = 300, seed: int = 0):
+    """Sentences of random words; with `quirk`, every reporting sentence carries an NBSP and a space
+    before its full stop (what host outlets do), inserted sentences never do."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev"):
+        rows = []
+        for i in range(n):
+            label = "inserted" if i % 3 == 0 else "reporting"
+            words = rng.sample(WORDS, 8)
+            text = " ".join(words) + "."
+            if quirk and label == "reporting":
+                text = " ".join(words[:4]) + "\u00a0" + " ".join(words[4:]) + " ."
+            rows.append({"text": text, "label": label})
+        (folder / f"{split}.records.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def test_audit_flags_a_quirk_and_normalisation_removes_it(tmp_path):
+    r = audit(write_records(tmp_path / "quirky", quirk=True))
+    assert r["quirks: raw"]["dev_roc_auc"] > 0.95
+    assert set(r["quirks: raw"]["top_features"]) & {"nbsp", "space_before_punct"}
+    assert r["quirks: whitespace+punctuation"]["dev_roc_auc"] <= 0.6
+
+
+def test_audit_stays_at_chance_without_a_quirk(tmp_path):
+    r = audit(write_records(tmp_path / "clean", quirk=False))
+    assert all(abs(v["dev_roc_auc"] - 0.5) <= 0.1 for k, v in r.items() if k.startswith("quirks"))

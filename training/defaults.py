@@ -1,0 +1,21 @@
+"""One home for each training-side default; the CLI, the library functions and the tests read them here."""
+from __future__ import annotations
+
+from serving.defaults import REPO, SHARED
+
+DATA = REPO / "data"  # host ids, our insertions, outlet splits
+HOSTS_FILE = DATA / "hosts.jsonl"
+SPLITS_FILE = DATA / "splits.json"  # which outlets are dev and test
+CORPUS_DIR = REPO / "build" / "corpus"  # output of `mudraj corpus build`
+REPORTS = REPO / "reports"
+SAUDINEWSNET = SHARED / "corpora" / "saudinewsnet"
+EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
+BACKBONE_CACHE = REPO / "models" / "backbones"
+
+N_HOSTS = 1074  # hosts in data/hosts.jsonl (`mudraj corpus select`)
+HOST_SEED = 13
+
+TARGET_FALSE_ALARM_RATE = 0.02  # dev false-alarm rate the decision threshold aims at
+EXPORT_ATOL = 1e-3  # max |logit difference|, ONNX fp32 vs PyTorch
+MAX_INT8_LABEL_CHANGE = 0.02  # max share of dev sentences whose label int8 may flip
+PRUNE_TOLERANCE = 0.02  # max |P(inserted) difference| on dev, pruned vs full vocabulary (both int8)
