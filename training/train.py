@@ -87,7 +87,25 @@ def _last_checkpoint(ckpt_dir: Path) -> str | None:
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
+def machine_info() -> dict:
+    """What the run was trained on, for run.json and the model card."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "gpus": torch.cuda.device_count(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = None) -> Path:
     """Train; returns the run directory (model/, tokenizer.json, run.json, dev.jsonl)."""
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
@@ -158,6 +176,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     steps = max(1, result.global_step)
     run = {
         "config": cfg.to_dict(),
+        "config_file": str(config_file) if config_file else None,
+        "machine": machine_info(),
         "backbone_dir": str(backbone_dir),
         "normalization": list(encoder.normalization),
         "train_data_sha256": data_hash(train_articles),

@@ -101,7 +101,7 @@ def test_missing_and_corrupt_bundles_fail_clearly(tiny_bundle, tmp_path):
     f = tmp_path / "a.txt"
     f.write_text("جملة.", encoding="utf-8")
     res = runner.invoke(app, ["predict", "-m", str(tmp_path / "nope"), str(f)])
-    assert res.exit_code == 2 and "does not exist" in res.output
+    assert res.exit_code == 2 and "no such folder" in res.output
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
     data = bytearray((broken / "model.int8.onnx").read_bytes())

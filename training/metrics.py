@@ -1,0 +1,73 @@
+"""Metrics for the `inserted` class: pure functions of gold labels (0/1) and P(inserted)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+
+def metrics(labels: np.ndarray, probs: np.ndarray, thr: float, art_idx: np.ndarray | None = None) -> dict:
+    """Sentence-level precision, recall, F1, false-alarm rate, PR/ROC-AUC and ECE; with art_idx (the
+    article of each sentence), article-level false alarms and detection too."""
+    from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
+                                 roc_auc_score)
+
+    pred = (probs >= thr).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(labels, pred, labels=[1], average=None, zero_division=0)
+    tn, fp, fn, tp = confusion_matrix(labels, pred, labels=[0, 1]).ravel()
+    out = {
+        "sentences": int(len(labels)), "inserted": int(labels.sum()),
+        "precision": float(p[0]), "recall": float(r[0]), "f1": float(f[0]),
+        "false_alarm_rate": float(fp / max(1, fp + tn)),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+    if 0 < labels.sum() < len(labels):
+        out["pr_auc"] = float(average_precision_score(labels, probs))
+        out["roc_auc"] = float(roc_auc_score(labels, probs))
+    out["ece"] = expected_calibration_error(labels, probs)
+    if art_idx is not None:
+        has_ins = np.zeros(art_idx.max() + 1, bool)
+        flagged = np.zeros_like(has_ins)
+        false_alarm = np.zeros_like(has_ins)
+        np.logical_or.at(has_ins, art_idx, labels == 1)
+        np.logical_or.at(flagged, art_idx, pred == 1)
+        np.logical_or.at(false_alarm, art_idx, (pred == 1) & (labels == 0))
+        clean = ~has_ins
+        out["articles"] = int(len(has_ins))
+        out["clean_articles"] = int(clean.sum())
+        out["clean_articles_with_false_alarm"] = float(false_alarm[clean].mean()) if clean.any() else 0.0
+        out["article_detection_rate"] = float(flagged[has_ins].mean()) if has_ins.any() else 0.0
+    return out
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Mean |predicted - observed share inserted| over equal-width probability bins, weighted by bin size."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(probs, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(probs[m].mean() - labels[m].mean())
+    return float(ece)
+
+
+def breakdown(labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequence[str | None],
+              false_alarms: bool = True) -> dict:
+    """Recall (and, with false_alarms, false-alarm rate) per group, e.g. per outlet or per insertion
+    kind; groups[i] is sentence i's group, None or "" for none. Rows sorted by group name."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        if g:
+            members[g].append(i)
+    out = {}
+    for g, idx in sorted(members.items()):
+        idx = np.array(idx)
+        y, pr = labels[idx], probs[idx] >= thr
+        row = {"sentences": int(len(idx)), "inserted": int(y.sum()),
+               "recall": float(pr[y == 1].mean()) if y.any() else None}
+        if false_alarms:
+            row["false_alarm_rate"] = float(pr[y == 0].mean()) if (y == 0).any() else None
+        out[g] = row
+    return out
