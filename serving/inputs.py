@@ -14,6 +14,21 @@ from typing import Iterable, Iterator
 from serving.brackets import FormatError, decode_utf8, strip_brackets
 
 MAX_ARTICLE_CHARS = 1_000_000
+BOM = "\ufeff"
+NO_ARABIC = "text has no Arabic letters (Mudraj reads Arabic news articles)"
+
+
+def without_bom(text: str) -> str:
+    """The text offsets refer to, for the CLI and the service alike: the text as submitted, less one
+    leading byte-order mark (U+FEFF is a file's encoding signature, not part of the article)."""
+    return text[1:] if text.startswith(BOM) else text
+
+
+def has_arabic(text: str) -> bool:
+    """Whether the text has at least one Arabic letter; the CLI and the service refuse texts without."""
+    from serving.normalize import ARABIC_LETTER
+
+    return ARABIC_LETTER.search(text) is not None
 
 
 @dataclass
