@@ -19,10 +19,16 @@ from serving.brackets import FormatError
 from serving.inputs import read_jsonl
 from serving.normalize import normalize
 from serving.segment import segment
-from training.defaults import CORPUS_DIR, DATA
-from training.hosts import DEFAULT_CORPUS, Candidate, Host, load_hosts, read_selection
+from training.defaults import CORPORA, CORPUS_DIR, DATA
+from training.hosts import Candidate, Host, read_selection
+from training.sources import load_hosts
 
-KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution")
+KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution",
+         # added with the voices (data/voices/README.md)
+         "rhetorical_question", "evaluative", "connective_aside", "fabricated_quote", "hedged_prediction")
+# The writers' briefs in data/voices/; "house" is the first, single writer (batches 1-6).
+VOICES = ("house", "wire", "oped", "science", "digest")
+TEST_ONLY_VOICES = ("digest",)  # never in training or dev: the held-out-voice evaluation
 MIN_WORDS, MAX_WORDS = 8, 50
 
 
@@ -67,6 +73,7 @@ class Insertion:
     new_para: bool
     source: str
     line: int
+    voice: str = "house"
 
 
 def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
@@ -78,8 +85,11 @@ def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
                 raise FormatError(str(path), i, f"missing field(s) {missing}")
             if not isinstance(r["para"], int) or not isinstance(r["slot"], int):
                 raise FormatError(str(path), i, "para and slot must be integers")
+            voice = r.get("voice", "house")
+            if voice not in VOICES:
+                raise FormatError(str(path), i, f"unknown voice {voice!r} (known: {', '.join(VOICES)})")
             out.append(Insertion(r["host"], r["para"], r["slot"], r["kind"], r["text"], bool(r.get("new_para")),
-                                 str(path), i))
+                                 str(path), i, voice))
     return out
 
 
@@ -212,20 +222,21 @@ def report(insertions: list[Insertion], selection: list[Candidate], positions: C
     }
 
 
-def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[dict]]:
-    """The labelled article: host paragraphs with our sentences in [ ] at their slots."""
+def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[Insertion]]:
+    """The labelled article: host paragraphs with our sentences in [ ] at their slots; and the
+    insertions in reading order."""
     by_para: dict[int, list[Insertion]] = defaultdict(list)
     new_paras: dict[int, list[Insertion]] = defaultdict(list)
     for ins in insertions:
         (new_paras if ins.new_para else by_para)[ins.para].append(ins)
     paragraphs: list[str] = []
-    kinds: list[str] = []  # kinds in reading order
+    order: list[Insertion] = []  # reading order
     # Square brackets mark insertions: the host's own (rare) brackets become parentheses.
     host_paras = [p.replace("[", "(").replace("]", ")") for p in host.paragraphs]
     for p, para in enumerate(host_paras + [None]):
         for ins in sorted(new_paras.get(p, []), key=lambda i: i.line):
             paragraphs.append(f"[{ins.text}]")
-            kinds.append(ins.kind)
+            order.append(ins)
         if para is None:
             break
         sents = segment(para)
@@ -235,14 +246,14 @@ def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[dict]]:
             at = sents[ins.slot].start if ins.slot < len(sents) else len(para)
             pieces.append(para[pos:at].rstrip())
             pieces.append(f"[{ins.text}]")
-            kinds.append(ins.kind)
+            order.append(ins)
             pos = at
         pieces.append(para[pos:])
         paragraphs.append(" ".join(x for x in pieces if x))
-    return "\n\n".join(paragraphs), kinds
+    return "\n\n".join(paragraphs), order
 
 
-def build(data_dir: Path = DATA, corpus: Path = DEFAULT_CORPUS, out: Path = CORPUS_DIR) -> dict:
+def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR) -> dict:
     """Write the labelled corpus; returns counts per split. Byte-identical across runs."""
     from training.data import parse_article, to_records
     from serving.inputs import RawArticle
@@ -252,11 +263,11 @@ def build(data_dir: Path = DATA, corpus: Path = DEFAULT_CORPUS, out: Path = CORP
     selection = read_selection(data_dir / "hosts.jsonl")
     outlet_splits = read_splits(data_dir / "splits.json")
     insertions = read_insertions(insertion_files(data_dir))
-    hosts = load_hosts({c.id for c in selection}, corpus)
+    hosts = load_hosts({c.id for c in selection}, corpora)
     changed = [c.id for c in selection if hosts[c.id].sha256 != c.sha256]
     if changed:
         raise ValueError(f"{len(changed)} host articles differ from the recorded content hash "
-                         f"(the corpus at {corpus} changed), e.g. {changed[:3]}")
+                         f"(a corpus under {corpora} changed), e.g. {changed[:3]}")
     problems, _ = check(insertions, hosts, selection)
     if problems:
         raise ValueError(f"{len(problems)} insertion problems, first: {problems[0]} (run `mudraj corpus check`)")
@@ -268,18 +279,29 @@ def build(data_dir: Path = DATA, corpus: Path = DEFAULT_CORPUS, out: Path = CORP
     counts: dict = {}
     for cand in selection:
         host = hosts[cand.id]
-        text, kinds = assemble(host, by_host.get(cand.id, []))
+        text, order = assemble(host, by_host.get(cand.id, []))
+        kinds = [i.kind for i in order]
         split = split_of(cand.outlet, outlet_splits)
+        voices = [i.voice for i in order]
+        held_out = [v for v in voices if v in TEST_ONLY_VOICES]
+        if held_out and split != "test":
+            raise ValueError(f"{cand.id} ({cand.outlet}, {split} split) has insertions in the test-only voice "
+                             f"{held_out[0]!r}: put them in hosts of test outlets (data/splits.json)")
         rec = {"id": cand.id, "outlet": cand.outlet, "genre": cand.genre, "split": split, "text": text,
                "kinds": kinds}
+        if any(v != "house" for v in voices):
+            rec["voices"] = voices  # per insertion, in reading order (like kinds)
         article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))
         if sum(s.label for s in article.sentences) != len(kinds):
             raise AssertionError(f"{cand.id}: {len(kinds)} insertions but "
                                  f"{sum(s.label for s in article.sentences)} inserted sentences")
         splits[split].append(rec)
         it = iter(kinds)
+        it_voice = iter(voices)
         for r in to_records([article], context_width=1):
             r["kind"] = next(it) if r["label"] == "inserted" else None
+            if "voices" in rec:
+                r["voice"] = next(it_voice) if r["label"] == "inserted" else None
             records[split].append(r)
     out = Path(out)
     for split in splits:

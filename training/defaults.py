@@ -8,7 +8,8 @@ HOSTS_FILE = DATA / "hosts.jsonl"
 SPLITS_FILE = DATA / "splits.json"  # which outlets are dev and test
 CORPUS_DIR = REPO / "build" / "corpus"  # output of `mudraj corpus build`
 REPORTS = REPO / "reports"
-SAUDINEWSNET = SHARED / "corpora" / "saudinewsnet"
+CORPORA = SHARED / "corpora"  # one folder per host source (training/sources.py)
+SAUDINEWSNET = CORPORA / "saudinewsnet"
 EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
 BACKBONE_CACHE = REPO / "models" / "backbones"
 

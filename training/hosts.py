@@ -38,6 +38,7 @@ class Host:
     date: str
     sha256: str  # of the paragraphs as we lay them out (title + body)
     paragraphs: tuple[str, ...]
+    source: str = "saudinewsnet"  # which corpus (training/sources.py)
 
     def text(self) -> str:
         return "\n\n".join(self.paragraphs)
@@ -85,7 +86,7 @@ def load_hosts(ids: set[str], corpus: Path = DEFAULT_CORPUS) -> dict[str, Host]:
     found = {h.id: h for h in iter_corpus(corpus) if h.id in ids}
     missing = sorted(ids - set(found))
     if missing:
-        raise KeyError(f"{len(missing)} host ids not found in {corpus}: {missing[:5]}")
+        raise ValueError(f"{len(missing)} host ids not found in {corpus}: {missing[:5]}")
     return found
 
 
@@ -104,7 +105,9 @@ def assess(host: Host) -> Candidate | None:
     """Decide whether an article is usable news; None for lists, fragments and giants."""
     body = host.paragraphs[1:] if len(host.paragraphs) > 1 else host.paragraphs
     text = "\n\n".join(body)
-    if len(text) > 8000 or len(body) < 2:
+    # ArMPro keeps only a page's annotated paragraphs (most pages: one): a shorter host is fine there.
+    min_paragraphs, min_sentences = (1, 3) if host.source == "armpro" else (2, 5)
+    if len(text) > 8000 or len(body) < min_paragraphs:
         return None
     # Share of the Arabic script block (letters, Arabic digits and punctuation), not of ARABIC_LETTER:
     # a host may be mostly Arabic figures and still be Arabic news.
@@ -112,7 +115,7 @@ def assess(host: Host) -> Candidate | None:
     if arabic < 0.6 * len(text.replace(" ", "")):
         return None
     sentences = segment(text)
-    if not 5 <= len(sentences) <= 40:
+    if not min_sentences <= len(sentences) <= 40:
         return None
     words = [len(s.text.split()) for s in sentences]
     # Lists and tables: many very short lines.

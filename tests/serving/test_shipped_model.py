@@ -45,7 +45,7 @@ def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, tmp_p
     from training.corpus import build
     from training.data import load_articles
 
-    build(REPO / "data", CORPUS, tmp_path)
+    build(REPO / "data", CORPUS.parent, tmp_path)
     ref = json.loads((BUNDLE / "reference_dev_scores.json").read_text())
     arts = load_articles([tmp_path / "dev.jsonl"])
     ids = [f"{a.id}:{i}" for a in arts for i in range(len(a.sentences))]

@@ -32,7 +32,7 @@ def make_corpus(root, n_per_outlet=3, outlets=("outa", "outb", "outc")):
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
-    corpus = make_corpus(tmp_path / "corpus")
+    corpus = make_corpus(tmp_path / "corpora" / "saudinewsnet")
     data = tmp_path / "data"
     data.mkdir()
     (data / "splits.json").write_text(json.dumps({"test": ["outc"], "dev": ["outb"]}))
@@ -112,8 +112,8 @@ def test_build_is_reproducible_labels_insertions_and_splits_by_outlet(setup, tmp
     rows = [{"host": c.id, "para": 1 + i % 3, "slot": i % 2, "kind": C.KINDS[i % 7], "text": texts[i]}
             for i, c in enumerate(cands[:6])]
     write_insertions(data, rows)
-    a = C.build(data, corpus, tmp_path / "b1")
-    C.build(data, corpus, tmp_path / "b2")
+    a = C.build(data, corpus.parent, tmp_path / "b1")
+    C.build(data, corpus.parent, tmp_path / "b2")
     for f in ("train.jsonl", "dev.jsonl", "test.jsonl", "train.records.jsonl", "counts.json"):
         assert (tmp_path / "b1" / f).read_bytes() == (tmp_path / "b2" / f).read_bytes()
     assert a["test"]["outlets"] == {"outc": 3} and a["dev"]["outlets"] == {"outb": 3} and a["train"]["outlets"] == {"outa": 3}
@@ -132,7 +132,7 @@ def test_build_detects_a_changed_corpus(setup, tmp_path):
     sel[0]["sha256"] = "0" * 64
     (data / "hosts.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sel))
     with pytest.raises(ValueError, match="differ from the recorded content hash"):
-        C.build(data, corpus, tmp_path / "b")
+        C.build(data, corpus.parent, tmp_path / "b")
 
 
 def test_malformed_insertion_file_names_file_and_line(tmp_path):
