@@ -287,8 +287,8 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
         if held_out and split != "test":
             raise ValueError(f"{cand.id} ({cand.outlet}, {split} split) has insertions in the test-only voice "
                              f"{held_out[0]!r}: put them in hosts of test outlets (data/splits.json)")
-        rec = {"id": cand.id, "outlet": cand.outlet, "genre": cand.genre, "split": split, "text": text,
-               "kinds": kinds}
+        rec = {"id": cand.id, "outlet": cand.outlet, "source": cand.source, "genre": cand.genre,
+               "style": cand.style, "split": split, "text": text, "kinds": kinds}
         if any(v != "house" for v in voices):
             rec["voices"] = voices  # per insertion, in reading order (like kinds)
         article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))

@@ -97,7 +97,7 @@ def to_records(articles: Sequence[Article], context_width: int = 1) -> list[dict
                 "article_id": a.id, "index": i, "start": s.start, "end": s.end, "text": s.text,
                 "label": LABELS[s.label],
                 "prev": texts[max(0, i - context_width) : i], "next": texts[i + 1 : i + 1 + context_width],
-                **{k: v for k, v in a.meta.items() if k in ("outlet", "split", "genre")},
+                **{k: v for k, v in a.meta.items() if k in ("outlet", "split", "genre", "source", "style")},
             })
     return recs
 

@@ -48,15 +48,22 @@ def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
     the predictor exactly as `mudraj predict` and the service compute them."""
     per_article = predictor.article_margins([[s.text for s in a.sentences] for a in articles])
     margins = np.concatenate([m for m, _ in per_article]) if per_article else np.zeros(0)
+    from training.shapes import shapes_of
+
     labels, art_idx, texts, meta = [], [], [], []
     for a_i, a in enumerate(articles):
         kinds = iter(a.meta.get("kinds") or [])
+        voices = iter(a.meta.get("voices") or [])
         for s in a.sentences:
             labels.append(s.label)
             art_idx.append(a_i)
             texts.append(s.text)
             kind = next(kinds, None) if s.label else None
-            meta.append({"article": a.id, "outlet": a.meta.get("outlet"), "kind": kind})
+            voice = (next(voices, None) or "house") if s.label else None
+            meta.append({"article": a.id, "outlet": a.meta.get("outlet"), "kind": kind, "voice": voice,
+                         "genre": a.meta.get("genre") or None, "source": a.meta.get("source") or None,
+                         # reporting sentences shaped like an insertion: the hard negatives
+                         "shapes": [] if s.label else shapes_of(s.text)})
     return Scored(list(articles), np.array(labels), margins, np.array(art_idx), texts, meta)
 
 
@@ -67,6 +74,23 @@ def stored_calibration(meta: dict) -> dict | None:
     if cal and cal.get("threshold") == meta["threshold"] and cal.get("temperature") == meta.get("temperature", 1.0):
         return cal
     return None
+
+
+def hard_negatives(s: Scored, probs: np.ndarray, threshold: float) -> dict:
+    """False alarms on the reporting sentences shaped like an insertion (training/shapes.py), all and per shape."""
+    shaped = np.array([bool(m["shapes"]) for m in s.meta], bool)
+    flagged = probs >= threshold
+    row = {"sentences": int(shaped.sum()),
+           "false_alarm_rate": float(flagged[shaped].mean()) if shaped.any() else None,
+           "other_reporting_false_alarm_rate": float(flagged[(s.labels == 0) & ~shaped].mean())
+           if ((s.labels == 0) & ~shaped).any() else None}
+    per: dict[str, list[int]] = {}
+    for i, m in enumerate(s.meta):
+        for shape in m["shapes"]:
+            per.setdefault(shape, []).append(i)
+    row["per_shape"] = {k: {"sentences": len(v), "false_alarm_rate": float(flagged[v].mean())}
+                        for k, v in sorted(per.items())}
+    return row
 
 
 def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact: str) -> list[dict]:
@@ -112,7 +136,11 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
               "data": [str(p) for p in data], "dev": calibration,
               "test": metrics(s.labels, probs, threshold, s.article_index),
               "per_outlet": breakdown(s.labels, probs, threshold, [m["outlet"] for m in s.meta]),
-              "per_kind": breakdown(s.labels, probs, threshold, [m["kind"] for m in s.meta], false_alarms=False)}
+              "per_kind": breakdown(s.labels, probs, threshold, [m["kind"] for m in s.meta], false_alarms=False),
+              "per_voice": breakdown(s.labels, probs, threshold, [m["voice"] for m in s.meta], false_alarms=False),
+              "per_source": breakdown(s.labels, probs, threshold, [m["source"] for m in s.meta]),
+              "per_genre": breakdown(s.labels, probs, threshold, [m["genre"] for m in s.meta]),
+              "hard_negatives": hard_negatives(s, probs, threshold)}
     # The TF-IDF baseline aims at the false-alarm target the model was calibrated for.
     target_far = calibration["target_false_alarm_rate"] if calibration else TARGET_FALSE_ALARM_RATE
     result["baselines"], tfidf_probs = score_baselines(

@@ -98,7 +98,9 @@ class Candidate:
     n_sentences: int
     n_paragraphs: int
     n_cues: int
-    genre: str  # "news" (attributed reporting) or "opinion" (commentary written by a human)
+    style: str  # "news" (attributed reporting) or "opinion" (commentary written by a human)
+    source: str = "saudinewsnet"  # training/sources.py
+    genre: str = ""  # politics, economy, science_technology, health, ... (training/genres.py)
 
 
 def assess(host: Host) -> Candidate | None:
@@ -122,8 +124,8 @@ def assess(host: Host) -> Candidate | None:
     if sum(w < 5 for w in words) > 0.3 * len(words) or max(words) > 150:
         return None
     cues = len(ATTRIBUTION_CUES.findall(text))
-    genre = "news" if cues >= 2 else "opinion"
-    return Candidate(host.id, host.outlet, host.sha256, len(sentences), len(body), cues, genre)
+    style = "news" if cues >= 2 else "opinion"
+    return Candidate(host.id, host.outlet, host.sha256, len(sentences), len(body), cues, style, host.source)
 
 
 def select(corpus: Path = DEFAULT_CORPUS, n: int = N_HOSTS, max_outlet_share: float = 0.2,
@@ -154,9 +156,9 @@ def select(corpus: Path = DEFAULT_CORPUS, n: int = N_HOSTS, max_outlet_share: fl
     for outlet in sorted(pool):
         cands = pool[outlet]
         k = quota[outlet]
-        n_op = min(int(round(opinion_share * k)), sum(c.genre == "opinion" for c in cands))
-        ops = [c for c in cands if c.genre == "opinion"][:n_op]
-        news = [c for c in cands if c.genre == "news"][: k - len(ops)]
+        n_op = min(int(round(opinion_share * k)), sum(c.style == "opinion" for c in cands))
+        ops = [c for c in cands if c.style == "opinion"][:n_op]
+        news = [c for c in cands if c.style == "news"][: k - len(ops)]
         chosen.extend(ops + news)
     chosen.sort(key=lambda c: (c.outlet, c.id))
     return chosen
@@ -183,6 +185,8 @@ def selection_summary(cands: list[Candidate]) -> dict:
     return {
         "hosts": len(cands),
         "per_outlet": dict(sorted(Counter(c.outlet for c in cands).items())),
+        "per_style": dict(Counter(c.style for c in cands)),
+        "per_source": dict(Counter(c.source for c in cands)),
         "per_genre": dict(Counter(c.genre for c in cands)),
     }
 

@@ -34,12 +34,21 @@ def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
 def featurize(articles: list[Article], encoder: Encoder, negative_fraction: float = 1.0,
               seed: int = 0) -> dict[str, list]:
     """Model inputs for every sentence; with negative_fraction < 1 a seeded share of the reporting
-    sentences is dropped (their text still serves as context for their neighbours)."""
+    sentences is dropped (their text still serves as context for their neighbours). Reporting
+    sentences shaped like an insertion (training/shapes.py: the hard negatives) are never dropped."""
+    from training.shapes import is_hard_negative_shape
+
     rng = np.random.default_rng(seed)
     cols: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "length": []}
     for a in articles:
         labels = [s.label for s in a.sentences]
-        keep = [lab == 1 or rng.random() < negative_fraction for lab in labels]
+        keep = []
+        for lab, sent in zip(labels, a.sentences):
+            if lab == 1:
+                keep.append(True)
+                continue
+            drawn = rng.random() < negative_fraction  # one draw per reporting sentence, whatever its shape
+            keep.append(drawn or is_hard_negative_shape(sent.text))
         for f in encoder.encode_article([s.text for s in a.sentences]):
             if not keep[f.sentence]:
                 continue

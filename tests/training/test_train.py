@@ -28,9 +28,19 @@ def test_negative_fraction_keeps_every_inserted_sentence_and_a_seeded_share_of_t
     assert n_ins > 0 and n_rep > 20
     half = featurize(articles, encoder, negative_fraction=0.5, seed=3)
     assert sum(half["labels"]) == n_ins  # no inserted sentence is ever dropped
-    kept = len(half["labels"]) - n_ins
-    # Binomial(n_rep, 0.5): far inside 5 standard deviations, and never all or nothing.
-    assert abs(kept - n_rep / 2) <= 5 * (n_rep * 0.25) ** 0.5 and 0 < kept < n_rep
+    # Hard negatives (reporting sentences shaped like an insertion) are always kept; the rest are sampled.
+    from training.shapes import is_hard_negative_shape
+
+    hard = [s for a in articles for s in a.sentences if s.label == 0 and is_hard_negative_shape(s.text)]
+    assert 0 < len(hard) < n_rep
+    sampled = len(half["labels"]) - n_ins - len(hard)
+    n_other = n_rep - len(hard)
+    # Binomial(n_other, 0.5): far inside 5 standard deviations, and never all or nothing.
+    assert abs(sampled - n_other / 2) <= 5 * (n_other * 0.25) ** 0.5 and 0 < sampled < n_other
+    hard_inputs = {tuple(f.input_ids) for a in articles for f in encoder.encode_article([s.text for s in a.sentences])
+                   if a.sentences[f.sentence].label == 0 and is_hard_negative_shape(a.sentences[f.sentence].text)}
+    for seed in (3, 4, 5):
+        assert hard_inputs <= {tuple(x) for x in featurize(articles, encoder, 0.5, seed)["input_ids"]}
     assert featurize(articles, encoder, negative_fraction=0.5, seed=3) == half  # seeded
     assert featurize(articles, encoder, negative_fraction=0.5, seed=4)["input_ids"] != half["input_ids"]
     # A dropped sentence still serves as context: the kept features are those of the full set,
