@@ -47,7 +47,10 @@ def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, tmp_p
 
     build(REPO / "data", CORPUS.parent, tmp_path)
     ref = json.loads((BUNDLE / "reference_dev_scores.json").read_text())
-    arts = load_articles([tmp_path / "dev.jsonl"])
+    # The dev articles the bundle was released on (the corpus may have grown since: new hosts are compared
+    # at the next release, not here); each must come out of today's builder exactly as it was.
+    released = {i.rsplit(":", 1)[0] for i in ref["ids"]}
+    arts = [a for a in load_articles([tmp_path / "dev.jsonl"]) if a.id in released]
     ids = [f"{a.id}:{i}" for a in arts for i in range(len(a.sentences))]
     assert ids == ref["ids"]
     margins = predictor.article_margins([[s.text for s in a.sentences] for a in arts])
