@@ -6,11 +6,110 @@
   const $ = (id) => document.getElementById(id);
   const text = $("text"), sample = $("sample"), classify = $("classify");
   const slider = $("threshold"), sliderValue = $("threshold-value");
-  const result = $("result"), counts = $("counts"), model = $("model"), status = $("status");
+  const output = $("output"), result = $("result"), staleNote = $("stale-note");
+  const counts = $("counts"), model = $("model"), status = $("status"), errorBox = $("error");
 
-  function setStatus(message, isError) {
+  const number = (n) => Number(n).toLocaleString("en-US");
+
+  // The server's errors, in Arabic. A row matches an answer by its HTTP status (0: no answer at all)
+  // and, when it has one, a pattern found in the server's English message; the first match wins.
+  // Anything else gets the generic message, with the server's own words under "details".
+  const ERRORS = [
+    // [code, HTTP statuses, pattern in the message (null: any), what the reader sees (m: the match)]
+    ["empty", [400, 422], /text is empty/i,
+      () => "النص فارغ. الصق نص خبر عربي ثم اضغط «صنِّف الجمل»."],
+    ["too-long", [400, 422], /(\d+) characters\b.*?\bthe limit is (\d+)/i,
+      (m) => `النص أطول من المسموح: عدد أحرفه ${number(m[1])}، والحد ${number(m[2])}. قسِّمه أجزاءً أقصر وصنِّف كل جزء وحده.`],
+    ["no-arabic", [400, 422], /no Arabic letters/i,
+      () => "لا يحتوي النص على حروف عربية، ومُدرَج يقرأ الأخبار المكتوبة بالعربية."],
+    ["brackets", [400, 422], /unbalanced brackets(?: \(line (\d+))?/i,
+      (m) => `الأقواس المربعة في النص غير متوازنة${m[1] ? ` (السطر ${m[1]})` : ""}. هذه الأقواس تُعلِّم الجمل المُدرَجة، فلكل [ قوسٌ يغلقه ].`],
+    ["too-large", [413], null,
+      () => "النص أكبر مما يقبله الخادم في طلب واحد. قسِّمه أجزاءً أصغر وصنِّف كل جزء وحده."],
+    ["busy", [503], null,
+      () => "الخادم مشغول الآن أو لم يجهز بعد. أعد المحاولة بعد قليل."],
+    ["timeout", [504], null,
+      () => "استغرق التصنيف وقتًا أطول من المسموح. أعد المحاولة، أو جرّب نصًّا أقصر."],
+    ["network", [0], null,
+      () => "تعذّر الاتصال بالخادم. تحقّق من الاتصال ثم أعد المحاولة."],
+  ];
+
+  function explain(httpStatus, message) {
+    for (const [code, statuses, pattern, say] of ERRORS) {
+      if (!statuses.includes(httpStatus)) continue;
+      const m = pattern ? pattern.exec(message) : [];
+      if (m) return { code, text: say(m) };
+    }
+    const what = httpStatus ? `ردّ الخادم بخطأ غير متوقَّع (HTTP ${httpStatus}).` : "حدث خطأ غير متوقَّع.";
+    return { code: "unknown", text: `تعذّر التصنيف: ${what}`, details: message };
+  }
+
+  // The server's words: {"error": "...", "detail": [{"loc", "msg"} | "..."]} (validation errors and
+  // the service's own), else the body as it came (an HTML page from a proxy, "Service Busy", ...).
+  function serverMessage(body, raw) {
+    const parts = [];
+    for (const item of Array.isArray(body) ? body : [body]) {
+      if (!item || typeof item !== "object") continue;
+      if (typeof item.error === "string") parts.push(item.error);
+      const detail = Array.isArray(item.detail) ? item.detail : item.detail != null ? [item.detail] : [];
+      for (const d of detail) {
+        if (typeof d === "string") parts.push(d);
+        else if (d && d.msg) parts.push(d.loc && d.loc.length ? `${d.loc.join(".")}: ${d.msg}` : d.msg);
+      }
+    }
+    return parts.length ? parts.join("\n") : (raw || "").trim().slice(0, 2000);
+  }
+
+  function showError(err) {
+    const box = document.createElement("div");
+    box.className = "error-box";
+    const p = document.createElement("p");
+    p.textContent = err.text;
+    box.appendChild(p);
+    if (err.details) {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = "التفاصيل كما أرسلها الخادم";
+      const pre = document.createElement("pre");
+      pre.dir = "ltr";
+      pre.lang = "en";
+      pre.textContent = err.details;
+      details.append(summary, pre);
+      box.appendChild(details);
+    }
+    errorBox.dataset.code = err.code;
+    errorBox.replaceChildren(box);
+    bringIntoView(errorBox, "nearest");
+  }
+
+  function clearError() {
+    delete errorBox.dataset.code;
+    errorBox.replaceChildren();
+  }
+
+  // A result that no longer answers the text in the box: kept (it may still be useful), but dimmed,
+  // labelled, and described as such to screen readers.
+  function markStale(stale) {
+    stale = stale && result.querySelector(".sent") !== null;
+    staleNote.hidden = !stale;
+    output.classList.toggle("stale", stale);
+    counts.classList.toggle("stale", stale);
+    if (stale) {
+      result.dataset.stale = "true";
+      result.setAttribute("aria-describedby", "stale-note");
+    } else {
+      delete result.dataset.stale;
+      result.removeAttribute("aria-describedby");
+    }
+  }
+
+  function bringIntoView(el, block) {
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    el.scrollIntoView({ behavior: still ? "auto" : "smooth", block });
+  }
+
+  function setStatus(message) {
     status.textContent = message || "";
-    status.classList.toggle("error", !!isError);
   }
 
   function showThreshold() {
@@ -36,15 +135,6 @@
     updateCounts();
   }
 
-  function errorMessage(status, body) {
-    if (body && Array.isArray(body.detail)) {
-      return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join(" — ");
-    }
-    if (Array.isArray(body) && body.length && body[0].error) return body[0].error;
-    if (body && body.error) return body.error;
-    return `HTTP ${status}`;
-  }
-
   function render(source, data) {
     // Offsets refer to data.text when the service removed brackets, else to what we sent.
     const base = data.text != null ? data.text : source;
@@ -56,6 +146,8 @@
       span.className = "sent" + (s.label === "inserted" ? " inserted" : "");
       span.dataset.index = String(i);
       span.dataset.score = String(s.score);
+      // Shown after the sentence by the style sheet (no hover needed; not part of copied text).
+      span.dataset.pct = `${Math.round(s.score * 100)}٪`;
       span.title = `احتمال الإدراج: ${(s.score * 100).toFixed(1)}٪`;
       if (data.windowed.includes(i)) span.dataset.windowed = "true";
       span.textContent = base.slice(s.start, s.end);
@@ -67,34 +159,49 @@
     updateCounts();
   }
 
-  async function run() {
-    const source = text.value;
-    if (!source.trim()) {
-      setStatus("الصق نص خبر أولًا.", true);
-      return;
-    }
-    classify.disabled = true;
-    result.dataset.state = "loading";
-    setStatus("جارٍ التصنيف…");
+  async function request(source) {
+    let resp;
     try {
-      const resp = await fetch("../classify", {
+      resp = await fetch("../classify", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ text: source, threshold: Number(slider.value) }),
       });
-      let body = null;
-      try { body = await resp.json(); } catch (_) { /* not JSON */ }
-      if (!resp.ok) throw new Error(errorMessage(resp.status, body));
-      render(source, body);
-      model.textContent = `${body.model.name} ${body.model.version} (${body.model.precision}, ${body.model.device})`;
-      result.dataset.state = "done";
-      setStatus("");
     } catch (err) {
-      result.dataset.state = "error";
-      setStatus(`تعذّر التصنيف: ${err.message}`, true);
-    } finally {
-      classify.disabled = false;
+      return { error: explain(0, String(err && err.message || err)) };
     }
+    const raw = await resp.text().catch(() => "");
+    let body = null;
+    try { body = JSON.parse(raw); } catch (_) { /* not JSON */ }
+    if (!resp.ok) return { error: explain(resp.status, serverMessage(body, raw)) };
+    if (!body || !Array.isArray(body.sentences)) return { error: explain(resp.status, raw.slice(0, 2000)) };
+    return { data: body };
+  }
+
+  async function run() {
+    if (classify.disabled) return;  // one request at a time (Ctrl+Enter while one is running)
+    const source = text.value;
+    classify.disabled = true;
+    result.dataset.state = "loading";
+    result.setAttribute("aria-busy", "true");
+    clearError();
+    setStatus("جارٍ التصنيف…");
+    const { data, error } = await request(source);
+    result.removeAttribute("aria-busy");
+    classify.disabled = false;
+    if (error) {
+      result.dataset.state = "error";
+      setStatus("");
+      markStale(true);
+      showError(error);
+      return;
+    }
+    render(source, data);
+    markStale(false);
+    model.textContent = `${data.model.name} ${data.model.version} (${data.model.precision}, ${data.model.device})`;
+    result.dataset.state = "done";
+    setStatus("تمّ التصنيف.");
+    bringIntoView(output, "start");
   }
 
   async function loadSample() {
@@ -102,9 +209,10 @@
       const resp = await fetch("sample.txt");
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       text.value = (await resp.text()).trim();
+      clearError();
       setStatus("");
     } catch (err) {
-      setStatus(`تعذّر تحميل المقال التجريبي: ${err.message}`, true);
+      showError({ code: "sample", text: "تعذّر تحميل المقال التجريبي.", details: String(err.message || err) });
     }
   }
 
