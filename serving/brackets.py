@@ -57,7 +57,8 @@ def strip_brackets(text: str, source: str = "<text>") -> tuple[str, list[tuple[i
 
 
 def decode_utf8(raw: bytes, source: str) -> str:
-    """Decode file bytes as UTF-8, naming the line of the first bad byte."""
+    """Decode file bytes as UTF-8, naming the line of the first bad byte. A leading byte-order mark
+    is kept: serving.inputs.without_bom is the one rule for it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -65,4 +66,4 @@ def decode_utf8(raw: bytes, source: str) -> str:
         raise FormatError(source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
     if "\x00" in text:
         raise FormatError(source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text")
-    return text.lstrip("\ufeff")
+    return text

@@ -1,12 +1,14 @@
-"""Reading articles from files: `.txt` (one article each), folders of them, and JSONL.
+"""Reading articles from files: `.txt` (one article each), folders of them, JSONL, and `-`
+(one article from standard input, id "stdin").
 
 JSONL lines are `{"id", "text"}` (brackets allowed) or pre-split
 `{"id", "sentences": [{"text", "label"}]}`; other fields (outlet, ...) are kept as metadata.
-Every error names the file and the line.
+Ids are unique across all inputs. Every error names the file and the line.
 """
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,6 +16,7 @@ from typing import Iterable, Iterator
 from serving.brackets import FormatError, decode_utf8, strip_brackets
 
 MAX_ARTICLE_CHARS = 1_000_000
+STDIN = "-"  # as an input path: one article from standard input
 BOM = "\ufeff"
 NO_ARABIC = "text has no Arabic letters (Mudraj reads Arabic news articles)"
 
@@ -43,16 +46,26 @@ class RawArticle:
 
 def _expand(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
+    given: dict[Path | str, str] = {}  # each file once, however it was named
     for p in map(Path, paths):
-        if p.is_dir():
+        if str(p) == STDIN:
+            found = [p]
+        elif p.is_dir():
             found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in (".txt", ".jsonl"))
             if not found:
                 raise FormatError(str(p), None, "folder has no .txt or .jsonl files")
-            files.extend(found)
         elif p.is_file():
-            files.append(p)
+            found = [p]
         else:
             raise FormatError(str(p), None, "no such file or folder")
+        for f in found:
+            key = STDIN if str(f) == STDIN else f.resolve()
+            if key in given:
+                name = "standard input" if key == STDIN else "the file"
+                also = "" if given[key] == str(f) else f" (also as {given[key]})"
+                raise FormatError(str(f), None, f"{name} is given twice{also}")
+            given[key] = str(f)
+        files.extend(found)
     return files
 
 
@@ -60,7 +73,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSONL file. Invalid UTF-8, invalid JSON
     and a line that is not a JSON object raise FormatError naming the file and the line."""
     path = Path(path)
-    text = decode_utf8(path.read_bytes(), str(path))
+    text = without_bom(decode_utf8(path.read_bytes(), str(path)))  # the file's signature, not JSON
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -74,16 +87,12 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[RawArticle]:
-    seen: set[str] = set()
     n = 0
     for lineno, rec in read_jsonl(path):
         art_id = rec.get("id", f"{path.stem}-{lineno}")
         if not isinstance(art_id, (str, int)):
             raise FormatError(str(path), lineno, "field 'id' must be a string")
         art_id = str(art_id)
-        if art_id in seen:
-            raise FormatError(str(path), lineno, f"duplicate id {art_id!r}")
-        seen.add(art_id)
         meta = {k: v for k, v in rec.items() if k not in ("id", "text", "sentences")}
         src = str(path)
         if "sentences" in rec:
@@ -101,7 +110,7 @@ def _read_jsonl(path: Path) -> Iterator[RawArticle]:
                 raise FormatError(str(path), lineno, "field 'text' must be a string")
             if not rec["text"].strip():
                 raise FormatError(str(path), lineno, "field 'text' is empty")
-            yield RawArticle(art_id, src, text=rec["text"], meta=meta, line=lineno)
+            yield RawArticle(art_id, src, text=without_bom(rec["text"]), meta=meta, line=lineno)
         else:
             raise FormatError(str(path), lineno, "expected a field 'text' or 'sentences'")
         n += 1
@@ -109,21 +118,42 @@ def _read_jsonl(path: Path) -> Iterator[RawArticle]:
         raise FormatError(str(path), None, "empty file: no JSON lines")
 
 
-def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
-    """Articles from .txt files, folders and JSONL files, in a stable order."""
+def _read_txt(raw: bytes, art_id: str, source: str) -> RawArticle:
+    if len(raw) > 4 * MAX_ARTICLE_CHARS:
+        raise FormatError(source, None, f"file is {len(raw):,} bytes; an article is at most {MAX_ARTICLE_CHARS:,} characters")
+    text = without_bom(decode_utf8(raw, source))
+    if not text.strip():
+        raise FormatError(source, None, "empty file")
+    if len(text) > MAX_ARTICLE_CHARS:
+        raise FormatError(source, None, f"article has {len(text):,} characters; at most {MAX_ARTICLE_CHARS:,}")
+    return RawArticle(art_id, source, text=text)
+
+
+def _stdin_bytes() -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)
+    return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+
+
+def _read_all(paths: Iterable[Path]) -> Iterator[RawArticle]:
     for path in _expand(paths):
-        if path.suffix == ".jsonl":
+        if str(path) == STDIN:
+            yield _read_txt(_stdin_bytes(), "stdin", "<stdin>")
+        elif path.suffix == ".jsonl":
             yield from _read_jsonl(path)
-            continue
-        raw = path.read_bytes()
-        if len(raw) > 4 * MAX_ARTICLE_CHARS:
-            raise FormatError(str(path), None, f"file is {len(raw):,} bytes; an article is at most {MAX_ARTICLE_CHARS:,} characters")
-        text = decode_utf8(raw, str(path))
-        if not text.strip():
-            raise FormatError(str(path), None, "empty file")
-        if len(text) > MAX_ARTICLE_CHARS:
-            raise FormatError(str(path), None, f"article has {len(text):,} characters; at most {MAX_ARTICLE_CHARS:,}")
-        yield RawArticle(path.stem, str(path), text=text)
+        else:
+            yield _read_txt(path.read_bytes(), path.stem, str(path))
+
+
+def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
+    """Articles from .txt files, folders, JSONL files and `-` (standard input), in a stable order.
+    An id seen twice, in one file or across inputs, is an error naming both places."""
+    seen: dict[str, str] = {}
+    for art in _read_all(paths):
+        if art.id in seen:
+            raise FormatError(art.source, art.line, f"duplicate id {art.id!r} (also {seen[art.id]}); "
+                                                    "ids must be unique across all inputs")
+        seen[art.id] = art.source if art.line is None else f"{art.source}:{art.line}"
+        yield art
 
 
 def strip_article(article: RawArticle) -> tuple[str, list[tuple[int, int]]]:
@@ -137,3 +167,12 @@ def strip_article(article: RawArticle) -> tuple[str, list[tuple[int, int]]]:
             raise FormatError(article.source, article.line,
                               f"field 'text': {err.message} (line {err.line} of the text)") from None
         raise
+
+
+def prediction_text(article: RawArticle) -> str:
+    """The text `mudraj predict` labels (offsets refer to it): brackets removed. Refused, like the
+    service refuses it, when it has no Arabic letters. Training reads such articles; it does not call this."""
+    clean, _ = strip_article(article)
+    if not has_arabic(clean):
+        raise FormatError(article.source, article.line, NO_ARABIC)
+    return clean

@@ -9,6 +9,7 @@ tests' server fixture and the HTTP benchmarks use it, so they exercise what a us
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -59,6 +60,27 @@ def page_url(host: str, port: int) -> str:
     return f"{base_url(host, port)}/ui"
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a host:port the server could not listen on (busy, not this machine's,
+    privileged), before BentoML is started and fails deep inside with a traceback."""
+    try:
+        addrs = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise ValueError(f"cannot listen on {host}: {err.strerror}; give an address of this machine with --host") from None
+    failure = None
+    for family, kind, proto, _, addr in addrs:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is not busy
+            try:
+                s.bind(addr)
+                return
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise ValueError(f"port {port} on {host} is already in use; choose another with --port") from None
+                failure = failure or err
+    raise ValueError(f"cannot listen on {host}:{port}: {failure.strerror}") from None
+
+
 def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers: int | None = None,
           threads: int | None = None) -> None:
     """Serve `model` (a bundle folder; None: $MUDRAJ_MODEL or the default) until interrupted.
@@ -69,6 +91,7 @@ def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers
     meta = read_metadata(bundle, verify=False)  # fail here, clearly, rather than in a worker
     env = serve_env(bundle, workers, threads)
     cmd = serve_command(host, port)
+    check_port(host, port)
     print(f"Mudraj: serving {meta['name']} from {bundle}", flush=True)
     print(f"Mudraj: web page {page_url(host, port)}   API docs {base_url(host, port)}/", flush=True)
     if host in ("0.0.0.0", "::"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -23,9 +24,34 @@ corpus_app = typer.Typer(no_args_is_help=True, help="Build the training corpus (
 app.add_typer(corpus_app, name="corpus")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"mudraj {version('mudraj')}")
+        except PackageNotFoundError:
+            _fail("mudraj is not installed (pip install -e .), so it has no version")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the installed version and exit")):
+    pass
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def _message(err: BaseException) -> str:
+    """str(err), less the one pair of quotes a KeyError wraps around its whole message."""
+    m = str(err)
+    if len(m) >= 2 and m[0] == m[-1] and m[0] in "'\"" and m[0] not in m[1:-1]:
+        return m[1:-1]
+    return m
 
 
 def _guard(fn):
@@ -39,7 +65,7 @@ def _guard(fn):
     except (FormatError, BundleError, FileNotFoundError, FileExistsError, ValueError) as err:
         if os.environ.get("MUDRAJ_DEBUG", "").strip() not in ("", "0"):
             raise
-        _fail(str(err).strip("'\""))
+        _fail(_message(err))
 
 
 def _bundle(model: Optional[Path]) -> Path:
@@ -84,37 +110,126 @@ def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
                f"int8 label agreement: {p.get('int8_label_agreement', float('nan')):.4f} on {p['sentences']} dev sentences")
 
 
+class Format(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output file that could not be written, before any work is done."""
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name, e.g. {out / 'predictions.jsonl'}")
+    folder = out.parent
+    while not folder.exists():  # the file's folders are made when it is written
+        folder = folder.parent
+    if not folder.is_dir():
+        _fail(f"cannot write --out {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        _fail(f"cannot write --out {out}: no permission to create files in {folder}")
+    if out.exists() and not os.access(out, os.W_OK):
+        _fail(f"cannot write --out {out}: the file is read-only")
+
+
+def _as_jsonl(arts, results) -> str:
+    return "".join(json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False) + "\n"
+                   for a, r in zip(arts, results))
+
+
+def _as_csv(arts, results) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "index", "start", "end", "label", "score", "text"])
+    for a, r in zip(arts, results):
+        w.writerows([a.id, i, s.start, s.end, s.label, s.score, s.text] for i, s in enumerate(r))
+    return buf.getvalue()
+
+
+def _as_table(arts, results) -> str:
+    """For a person at a terminal: per article a heading, then one line per sentence, score and label
+    first and the sentence last, so a right-to-left sentence never shares its line with other text
+    after it; inserted sentences in colour (dropped where the output is not a terminal). A sentence
+    is one line, its control characters (escape sequences too) blanked."""
+    import unicodedata
+
+    blocks = []
+    for a, r in zip(arts, results):
+        n_ins = sum(s.label == "inserted" for s in r)
+        lines = [typer.style(a.id, bold=True) + f"  ({len(r)} sentences, {n_ins} inserted)"]
+        for s in r:
+            text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in s.text).split())
+            if s.label == "inserted":
+                lines.append(typer.style(f"  {s.score:.3f}  inserted   {text}", fg=typer.colors.YELLOW, bold=True))
+            else:
+                lines.append(f"  {s.score:.3f}  reporting  {text}")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
 @app.command()
-def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, or JSONL with {id, text}"),
+def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, JSONL with {id, text}, or - "
+                                                         "(one article from standard input, id 'stdin')"),
             model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
-            out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSONL output (default: stdout)"),
+            out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)"),
+            fmt: Format = typer.Option(Format.jsonl, "--format", "-f",
+                                       help="jsonl: one record per article; csv: one row per sentence; "
+                                            "table: for reading in a terminal"),
             threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
             precision: str = typer.Option("auto", help="int8, fp32 or auto"),
-            threads: Optional[int] = typer.Option(None, help="onnxruntime threads")):
-    """Label every sentence of each article: one JSONL record per article."""
-    from serving.inputs import read_articles, strip_article
+            threads: Optional[int] = typer.Option(None, help="onnxruntime threads"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary on stderr")):
+    """Label every sentence of each article (JSONL: one record per article)."""
+    from serving.inputs import STDIN, prediction_text, read_articles
     from serving.predictor import Predictor
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         _fail(f"--threshold must be between 0 and 1, got {threshold}")
+    if out:
+        _check_out(out)
     bundle = _bundle(model)
     predictor = _guard(lambda: Predictor(bundle, precision=precision, threads=threads))
+    if any(str(p) == STDIN for p in inputs) and sys.stdin.isatty() and not quiet:
+        typer.echo("reading one article from standard input; end it with Ctrl-D", err=True)
 
-    def run():
+    def read():
         arts = list(read_articles(inputs))
-        texts = [strip_article(a)[0] for a in arts]  # offsets refer to the text without brackets
-        return arts, predictor.predict_texts(texts, threshold)
+        return arts, [prediction_text(a) for a in arts]  # offsets refer to the text without brackets
 
-    arts, results = _guard(run)
-    lines = [json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False)
-             for a, r in zip(arts, results)]
-    text = "".join(line + "\n" for line in lines)
+    arts, texts = _guard(read)
+    show = (not quiet and _stderr_is_terminal()
+            and (len(arts) >= PROGRESS_MIN_ARTICLES or any(p.is_dir() for p in inputs)))
+    from tqdm import tqdm
+
+    with tqdm(total=len(texts), desc="labelling", unit="article", file=sys.stderr, disable=not show) as bar:
+        results = []
+        for t in texts:  # one article a call: the scores are the same, and the bar moves
+            results += _guard(lambda: predictor.predict_texts([t], threshold))
+            bar.update()
+    text = {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[fmt](arts, results)
     if out:
+        import click
+
         from training.io import atomic_write_text
 
-        atomic_write_text(out, text)
-        n_ins = sum(s.label == "inserted" for r in results for s in r)
-        typer.echo(f"{len(arts)} articles, {sum(map(len, results))} sentences, {n_ins} inserted -> {out}", err=True)
+        try:
+            atomic_write_text(out, click.unstyle(text) if fmt is Format.table else text)
+        except OSError as err:
+            _fail(f"cannot write --out {out}: {err.strerror}")
+        if not quiet:
+            n_ins = sum(s.label == "inserted" for r in results for s in r)
+            typer.echo(f"{len(arts)} articles, {sum(map(len, results))} sentences, {n_ins} inserted -> {out}", err=True)
+    elif fmt is Format.table:
+        typer.echo(text, nl=False)  # colours only on a terminal
     else:
         sys.stdout.write(text)
 
@@ -122,7 +237,7 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 @app.command()
 def serve(model: Optional[Path] = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
           host: str = typer.Option("127.0.0.1", help="address to bind (loopback unless told otherwise)"),
-          port: int = typer.Option(3000),
+          port: int = typer.Option(3000, min=1, max=65535, help="TCP port (1-65535)"),
           workers: Optional[int] = typer.Option(None, help="service worker processes"),
           threads: Optional[int] = typer.Option(None, help="onnxruntime threads per worker")):
     """Serve the model over HTTP, with the web page at /ui."""
@@ -158,6 +273,8 @@ def backbone(spec: str = typer.Argument(..., help="tiny-wordpiece, tiny-unigram,
 
 
 CORPUS_OPT = typer.Option(D.SAUDINEWSNET, "--corpus", help="SaudiNewsNet folder")
+CORPORA_OPT = typer.Option(D.CORPORA, "--corpora", help="folder with one subfolder per host source "
+                                                        "(saudinewsnet, baly2018, armpro)")
 
 
 @corpus_app.command("select")
@@ -174,23 +291,25 @@ def corpus_select(corpus: Path = CORPUS_OPT,
 
 
 @corpus_app.command("show")
-def corpus_show(host_id: str, corpus: Path = CORPUS_OPT):
+def corpus_show(host_id: str, corpora: Path = CORPORA_OPT):
     """Print a host with [paragraph.slot] markers, for writing insertions."""
-    from training.hosts import load_hosts, show
+    from training.hosts import show
+    from training.sources import load_hosts
 
-    typer.echo(show(_guard(lambda: load_hosts({host_id}, corpus))[host_id]))
+    typer.echo(show(_guard(lambda: load_hosts({host_id}, corpora))[host_id]))
 
 
 @corpus_app.command("check")
-def corpus_check(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, help="data folder")):
+def corpus_check(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder")):
     """Validate the insertions and print their distribution."""
     from training.corpus import check, insertion_files, read_insertions
-    from training.hosts import load_hosts, read_selection
+    from training.hosts import read_selection
+    from training.sources import load_hosts
 
     def run():
         selection = read_selection(data / "hosts.jsonl")
         insertions = read_insertions(insertion_files(data))
-        hosts = load_hosts({i.host for i in insertions} & {c.id for c in selection}, corpus)
+        hosts = load_hosts({i.host for i in insertions} & {c.id for c in selection}, corpora)
         return check(insertions, hosts, selection)
 
     problems, rep = _guard(run)
@@ -203,12 +322,12 @@ def corpus_check(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, he
 
 
 @corpus_app.command("build")
-def corpus_build(corpus: Path = CORPUS_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
+def corpus_build(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
                  out: Path = typer.Option(D.CORPUS_DIR, help="output folder")):
     """Hosts + insertions -> labelled articles and sentence records, split by outlet."""
     from training.corpus import build
 
-    counts = _guard(lambda: build(data, corpus, out))
+    counts = _guard(lambda: build(data, corpora, out))
     typer.echo(json.dumps(counts, indent=2))
 
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,66 @@ def test_empty_file_and_empty_folder(tmp_path):
         list(read_articles([tmp_path / "sub"]))
     with pytest.raises(FormatError, match="no such file"):
         list(read_articles([tmp_path / "missing.txt"]))
+
+
+def test_ids_are_unique_across_all_inputs_and_the_error_names_both(tmp_path):
+    for d in ("one", "two"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "a.txt").write_text("نص.", encoding="utf-8")
+    with pytest.raises(FormatError, match="duplicate id 'a'") as err:
+        list(read_articles([tmp_path / "one", tmp_path / "two"]))
+    assert str(tmp_path / "one" / "a.txt") in str(err.value) and str(tmp_path / "two" / "a.txt") in str(err.value)
+
+    j = tmp_path / "more.jsonl"
+    j.write_text('{"id": "x", "text": "نص."}\n{"id": "a", "text": "نص."}\n', encoding="utf-8")
+    with pytest.raises(FormatError, match="duplicate id 'a'") as err:
+        list(read_articles([tmp_path / "one" / "a.txt", j]))
+    assert err.value.line == 2 and str(tmp_path / "one" / "a.txt") in str(err.value) and str(j) in str(err.value)
+
+    j.write_text('{"id": "a", "text": "نص."}\n\n{"id": "a", "text": "نص."}\n', encoding="utf-8")
+    with pytest.raises(FormatError, match="duplicate id 'a'") as err:
+        list(read_articles([j]))
+    assert err.value.line == 3 and f"{j}:1" in str(err.value)
+
+
+def test_a_file_given_twice_is_refused(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("نص.", encoding="utf-8")
+    with pytest.raises(FormatError, match="given twice"):
+        list(read_articles([f, f]))
+    with pytest.raises(FormatError, match="given twice"):
+        list(read_articles([tmp_path, f]))  # the folder already holds it
+
+
+def test_stdin_is_one_article_with_id_stdin(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\ufeffنص [مدرج].".encode()), encoding="utf-8"))
+    (art,) = read_articles([Path("-")])
+    assert (art.id, art.source, art.text) == ("stdin", "<stdin>", "نص [مدرج].")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xd9\x86\n\xff"), encoding="utf-8"))
+    with pytest.raises(FormatError, match="<stdin>:2: invalid UTF-8"):
+        list(read_articles([Path("-")]))
+    with pytest.raises(FormatError, match="given twice"):
+        list(read_articles([Path("-"), Path("-")]))
+
+
+def test_one_leading_byte_order_mark_is_dropped_as_the_service_drops_it(tmp_path):
+    """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.inputs.without_bom)."""
+    (tmp_path / "a.txt").write_bytes("\ufeff\ufeffنص.".encode())
+    (tmp_path / "b.jsonl").write_bytes("\ufeff".encode() + json.dumps({"id": "b", "text": "\ufeffنص."}).encode() + b"\n")
+    a, b = read_articles([tmp_path])
+    assert a.text == "\ufeffنص." and b.text == "نص."
+
+
+def test_articles_without_arabic_are_read_for_training_but_refused_for_prediction(tmp_path):
+    from serving.inputs import NO_ARABIC, prediction_text
+
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"id": "ar", "text": "نص [مدرج]."}\n{"id": "en", "text": "Latin only."}\n', encoding="utf-8")
+    ar, en = read_articles([f])  # reading does not judge the language
+    assert prediction_text(ar) == "نص مدرج."
+    with pytest.raises(FormatError) as err:
+        prediction_text(en)
+    assert str(err.value) == f"{f}:2: {NO_ARABIC}"
