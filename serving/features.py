@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from serving.normalize import check_steps, normalize
+from serving.normalize import check_steps, normalize, sanitize
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class Encoder:
         self.pad_id = pad if pad is not None else (tokenizer.token_to_id("[PAD]") or 0)
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
-        texts = [normalize(s, self.normalization) for s in sentences]
+        # sanitize always runs, before the bundle's named steps: it is not a step a bundle opts into, so
+        # bundles trained before it existed are covered too (their training text had almost none of it).
+        texts = [normalize(sanitize(s), self.normalization) for s in sentences]
         return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def encode_article(self, sentences: Sequence[str]) -> list[Feature]:

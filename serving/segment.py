@@ -2,19 +2,26 @@
 
 Used by training (to cut labelled articles into sentences) and by serving (to cut what a
 user submits), so that the sentences we learn from are the sentences we classify.
+
+It cuts what the model sees (serving.normalize.sanitize): controls, bidi embeddings and isolates,
+zero-width characters and emoji are looked through, so "جملة.\u2069 جملة" splits like "جملة. جملة".
+Offsets still refer to the text as given, these characters included.
 """
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence
 
-from serving.normalize import ARABIC_LETTER
+from serving.normalize import ARABIC_LETTER, sanitize, seen_positions
 
 TERMINATORS = ".!?؟"
 # Characters that may follow a terminator and still belong to the sentence that ends.
-CLOSERS = "\"'”’»)]}›\u200e\u200f"  # (direction marks that outlets leave after a stop count as closers)
+CLOSERS = "\"'”’»)]}›"
 OPENERS = "\"'“‘«([{‹"
+# Unseen controls that open a bidi embedding, override or isolate: they go with the text that follows them.
+BIDI_OPENERS = "\u202a\u202b\u202d\u202e\u2066\u2067\u2068"
 
 # Single letters that end in a period in Arabic news without ending a sentence:
 # د. (doctor), م. (engineer / AD year), أ. (professor), ص. (page), ج.م.ع (acronyms).
@@ -98,8 +105,10 @@ def _boundaries(text: str, lo: int, hi: int) -> list[int]:
     return ends
 
 
-def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, locked: set[int] | None = None) -> None:
-    """Strip whitespace from text[lo:hi] and append it as a sentence if anything is left."""
+def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, locked: set[int] | None = None,
+          unseen: bool = False) -> None:
+    """Strip whitespace from text[lo:hi] and append it as a sentence if anything is left.
+    unseen: text has characters the model does not see; a piece made only of them is no sentence."""
     while lo < hi and text[lo].isspace():
         lo += 1
     while hi > lo and text[hi - 1].isspace():
@@ -107,6 +116,8 @@ def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, lock
     if lo >= hi:
         return
     piece = text[lo:hi]
+    if unseen and merge and not sanitize(piece):
+        return
     # A piece made only of punctuation belongs to the sentence before it.
     gap = text[out[-1].end : lo] if out else ""
     if (merge and out and not any(c.isalnum() for c in piece) and not gap.strip() and "\n" not in gap
@@ -115,6 +126,22 @@ def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, lock
         out.append(Span(prev.start, hi, text[prev.start : hi]))
         return
     out.append(Span(lo, hi, piece))
+
+
+def _to_view(seen: list[int], lo: int, hi: int) -> tuple[int, int]:
+    """text[lo:hi] as a range of the view (the characters the model sees)."""
+    return bisect_left(seen, lo), bisect_left(seen, hi)
+
+
+def _to_text(text: str, seen: list[int], end: int, lo: int, hi: int) -> int:
+    """A sentence end in the view -> in text. Unseen characters after the last seen one (a closing isolate
+    after the stop, an emoji) stay with the sentence that ends; those that open an embedding or isolate
+    go with the next sentence."""
+    pos = seen[end] if end < len(seen) and seen[end] < hi else hi
+    floor = max(lo, seen[end - 1] + 1 if end > 0 else 0)
+    while pos > floor and text[pos - 1] in BIDI_OPENERS:
+        pos -= 1
+    return pos
 
 
 def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
@@ -126,15 +153,20 @@ def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
     """
     spans: list[Span] = []
     locked: set[int] = set()  # indices of protected sentences: nothing merges into them
+    seen = seen_positions(text)
+    # Boundaries are found in what the model sees (`view`) and mapped back to offsets in text.
+    view = text if seen is None else "".join(text[i] for i in seen)
     cursor = 0
     for p_start, p_end in list(protected) + [(len(text), len(text))]:
         if p_start < cursor or p_end < p_start or p_end > len(text):
             raise ValueError(f"protected span ({p_start}, {p_end}) overlaps or is out of order")
         start = cursor
-        for end in _boundaries(text, cursor, p_start):
-            _emit(text, start, end, spans, locked=locked)
+        for end in _boundaries(view, *((cursor, p_start) if seen is None else _to_view(seen, cursor, p_start))):
+            if seen is not None:
+                end = _to_text(text, seen, end, cursor, p_start)
+            _emit(text, start, end, spans, locked=locked, unseen=seen is not None)
             start = end
-        _emit(text, start, p_start, spans, locked=locked)
+        _emit(text, start, p_start, spans, locked=locked, unseen=seen is not None)
         if p_end > p_start:
             _emit(text, p_start, p_end, spans, merge=False)
             locked.add(len(spans) - 1)

@@ -44,3 +44,12 @@ def test_long_sentences_are_windowed_never_truncated(tokenizer):
     windows = [f for f in feats if f.sentence == 1]
     assert len(windows) == -(-n_tokens // enc.sentence_budget) > 1
     assert all(len(f.input_ids) <= 32 for f in feats)
+
+
+def test_controls_bidi_marks_and_emoji_never_reach_the_tokenizer(tokenizer):
+    noisy = ["\u2067افتتح الوزير 😀 محطة\x00 جديدة لتحلية المياه.\u2069", "وقال إن👍🏽 المحطة ستخدم\u200b المدينة.\u200f",
+             "وأضاف\u202b أن العمل استغرق 🇸🇦 ثلاث سنوات.❤️\ue000"]
+    # Always on, whatever the bundle's named normalisation steps: bundles already shipped are covered too.
+    for steps in [(), ("whitespace", "punctuation")]:
+        enc = Encoder(tokenizer, 128, 1, steps)
+        assert enc.encode_article(noisy) == enc.encode_article(SENTS)

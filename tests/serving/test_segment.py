@@ -88,3 +88,50 @@ def test_random_bracket_placement_lines_up(article):
 
 def test_direction_mark_after_the_stop_still_splits():
     assert texts(segment("انتهى الموسم.\u200e وبدأ موسم جديد.")) == ["انتهى الموسم.\u200e", "وبدأ موسم جديد."]
+
+
+# Characters the model never sees (serving.normalize.sanitize): the segmenter looks through them.
+JUNK = ["\x00", "\x01", "\x1a", "\x7f", "\x9b", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
+        "\u2068", "\u2069", "\u061c", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\u00ad",
+        "\ufe0e", "\ufe0f", "😀", "👍🏽", "👨‍👩‍👧‍👦", "🇸🇦", "❤️", "1️⃣", "#️⃣", "\ue000", "\uffff"]
+
+
+def test_bidi_isolates_around_a_stop_do_not_hide_the_boundary():
+    t = "جملة أولى.\u2069 جملة ثانية."
+    assert texts(segment(t)) == ["جملة أولى.\u2069", "جملة ثانية."]
+    t = "\u2067جملة أولى.\u2069 \u2067جملة ثانية.\u2069"
+    assert texts(segment(t)) == ["\u2067جملة أولى.\u2069", "\u2067جملة ثانية.\u2069"]
+    # An embedding that opens the next sentence goes with it, even without a space between.
+    t = "\u202bجملة أولى.\u202c\u202bجملة ثانية.\u202c\n\n\u202eجملة ثالثة.\u202c"
+    assert texts(segment(t)) == ["\u202bجملة أولى.\u202c", "\u202bجملة ثانية.\u202c", "\u202eجملة ثالثة.\u202c"]
+
+
+def test_controls_and_emoji_after_a_stop_do_not_hide_the_boundary():
+    assert texts(segment("انتهى الاجتماع.\x00 وغادر الوفد.")) == ["انتهى الاجتماع.\x00", "وغادر الوفد."]
+    assert texts(segment("انتهى الاجتماع.👍🏽 وغادر الوفد.")) == ["انتهى الاجتماع.👍🏽", "وغادر الوفد."]
+
+
+def test_controls_before_an_abbreviation_stop_are_seen_through():
+    assert texts(segment("وقال د\u200f. محمد العلي إن الخطة جاهزة.")) == ["وقال د\u200f. محمد العلي إن الخطة جاهزة."]
+
+
+def test_a_line_of_nothing_but_emoji_is_no_sentence():
+    assert texts(segment("انتهى الاجتماع.\n\n🔥🔥\n\nوغادر الوفد.")) == ["انتهى الاجتماع.", "وغادر الوفد."]
+
+
+@settings(max_examples=200, deadline=None)
+@given(labelled_article(), st.data())
+def test_unseen_characters_anywhere_change_no_boundary(article, data):
+    text = article[0].replace("[", "").replace("]", "")
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), min_size=1, max_size=12)))
+    junk = [data.draw(st.lists(st.sampled_from(JUNK), min_size=1, max_size=3)) for _ in cuts]
+    noisy, last = "", 0
+    for cut, j in zip(cuts, junk):
+        noisy += text[last:cut] + "".join(j)
+        last = cut
+    noisy += text[last:]
+    clean, got = segment(text), segment(noisy)
+    assert all(noisy[s.start : s.end] == s.text for s in got)
+    # The same sentences, each carrying the junk that was inserted inside it or at its edges.
+    unjunk = lambda s: "".join(c for c in s if c not in "".join(JUNK)).strip()  # noqa: E731
+    assert [unjunk(s.text) for s in got] == texts(clean)
