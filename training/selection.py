@@ -119,29 +119,30 @@ def balance(existing: list[Candidate], new: dict[str, list[Candidate]], fill: li
 
 def assign_splits(selection: list[Candidate], splits: dict, shares: dict[str, float] | None = None,
                   seed: int = HOST_SEED) -> dict:
-    """Give outlets not yet in splits.json a split, per source: whole outlets, about `shares` of hosts."""
+    """Give outlets not yet in splits.json a split: whole outlets, per source about `shares` of its hosts
+    (an outlet already placed, by an earlier source or an earlier run, keeps its split everywhere).
+    SaudiNewsNet's outlets were split by hand before and are left as they are."""
     shares = shares or {"test": 0.2, "dev": 0.1}
     out = {k: list(v) for k, v in splits.items()}
-    placed = {o for k in ("test", "dev") for o in out.get(k, [])}
+    placed = {o: k for k in ("test", "dev") for o in out.get(k, [])}
     rng = random.Random(seed)
-    for source in sorted({c.source for c in selection}):
+    for source in sorted({c.source for c in selection} - {"saudinewsnet"}):
         hosts = [c for c in selection if c.source == source]
         per_outlet = Counter(c.outlet for c in hosts)
-        new_outlets = sorted(o for o in per_outlet if o not in placed and o not in out.get("train", []))
-        if not new_outlets or len(new_outlets) == len(per_outlet) == 0:
-            continue
-        if len(new_outlets) < len(per_outlet):
-            continue  # a source whose outlets were split before (SaudiNewsNet) keeps its split
+        got = Counter(placed[c.outlet] for c in hosts if c.outlet in placed)
+        new_outlets = sorted(o for o in per_outlet if o not in placed and o not in saudi_outlets(selection))
         rng.shuffle(new_outlets)
-        total = len(hosts)
-        got = Counter()
         for o in new_outlets:
-            want = next((k for k in ("test", "dev") if got[k] + per_outlet[o] <= shares[k] * total), None)
-            if want is None:
-                continue
-            out.setdefault(want, []).append(o)
-            got[want] += per_outlet[o]
+            want = next((k for k in ("test", "dev") if got[k] + per_outlet[o] <= shares[k] * len(hosts)), None)
+            if want is not None:
+                out.setdefault(want, []).append(o)
+                placed[o] = want
+                got[want] += per_outlet[o]
     return {k: sorted(v) if k in ("test", "dev") else v for k, v in out.items()}
+
+
+def saudi_outlets(selection: list[Candidate]) -> set[str]:
+    return {c.outlet for c in selection if c.source == "saudinewsnet"}
 
 
 def summary(selection: list[Candidate]) -> dict:
