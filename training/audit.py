@@ -50,37 +50,53 @@ def featurize(sentences: Sequence[str], features: dict = FEATURES) -> np.ndarray
     return np.array([[f(s) for f in features.values()] for s in sentences], dtype=np.float64)
 
 
-def _load(path: Path) -> tuple[list[str], np.ndarray]:
-    texts, labels = [], []
+def _load(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
+    texts, labels, sources = [], [], []
     for _, r in read_jsonl(path):
         texts.append(r["text"])
         labels.append(int(r["label"] == "inserted"))
-    return texts, np.array(labels)
+        sources.append(r.get("source") or "saudinewsnet")
+    return texts, np.array(labels), sources
 
 
-def audit(corpus_dir: Path, settings: dict[str, list[str]] | None = None) -> dict:
-    """ROC-AUC on dev of a formatting-only classifier, for each normalisation setting."""
+def _auc(train_x, train_y, dev_x, dev_y, feats: dict, steps: list[str]) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    a = featurize([normalize(t, steps) if steps else t for t in train_x], feats)
+    b = featurize([normalize(t, steps) if steps else t for t in dev_x], feats)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+    clf.fit(a, train_y)
+    auc = roc_auc_score(dev_y, clf.predict_proba(b)[:, 1])
+    top = sorted(zip(feats, clf[-1].coef_[0]), key=lambda kv: -abs(kv[1]))[:4]
+    return {"dev_roc_auc": round(float(auc), 4), "top_features": {k: round(float(v), 3) for k, v in top}}
+
+
+def audit(corpus_dir: Path, settings: dict[str, list[str]] | None = None) -> dict:
+    """ROC-AUC on dev of a formatting-only classifier, for each normalisation setting; with several
+    host sources, also per source (trained and scored on that source's sentences only), since each
+    corpus has quirks of its own."""
     settings = settings or {
         "raw": [],
         "whitespace+punctuation": ["whitespace", "punctuation"],
         "whitespace+punctuation+orthography": ["whitespace", "punctuation", "orthography"],
     }
-    train_x, train_y = _load(Path(corpus_dir) / "train.records.jsonl")
-    dev_x, dev_y = _load(Path(corpus_dir) / "dev.records.jsonl")
+    train_x, train_y, train_s = _load(Path(corpus_dir) / "train.records.jsonl")
+    dev_x, dev_y, dev_s = _load(Path(corpus_dir) / "dev.records.jsonl")
     out = {}
     for group, feats in (("quirks", FEATURES), ("structure", STRUCTURE)):
         for name, steps in settings.items():
-            a = featurize([normalize(t, steps) if steps else t for t in train_x], feats)
-            b = featurize([normalize(t, steps) if steps else t for t in dev_x], feats)
-            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
-            clf.fit(a, train_y)
-            auc = roc_auc_score(dev_y, clf.predict_proba(b)[:, 1])
-            top = sorted(zip(feats, clf[-1].coef_[0]), key=lambda kv: -abs(kv[1]))[:4]
-            out[f"{group}: {name}"] = {"dev_roc_auc": round(float(auc), 4),
-                                       "top_features": {k: round(float(v), 3) for k, v in top}}
+            out[f"{group}: {name}"] = _auc(train_x, train_y, dev_x, dev_y, feats, steps)
+    sources = sorted(set(train_s) & set(dev_s))
+    if len(sources) > 1:
+        steps = list(settings.values())[-1]
+        for src in sources:
+            tr = [i for i, s in enumerate(train_s) if s == src]
+            dv = [i for i, s in enumerate(dev_s) if s == src]
+            if len(set(train_y[tr])) < 2 or len(set(dev_y[dv])) < 2:
+                continue
+            out[f"quirks, {src} only: {list(settings)[-1]}"] = _auc(
+                [train_x[i] for i in tr], train_y[tr], [dev_x[i] for i in dv], dev_y[dv], FEATURES, steps)
     return out

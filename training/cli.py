@@ -278,16 +278,31 @@ CORPORA_OPT = typer.Option(D.CORPORA, "--corpora", help="folder with one subfold
 
 
 @corpus_app.command("select")
-def corpus_select(corpus: Path = CORPUS_OPT,
-                  out: Path = typer.Option(D.HOSTS_FILE, help="where the selection goes"),
-                  n: int = typer.Option(D.N_HOSTS, help="number of hosts"),
+def corpus_select(corpora: Path = CORPORA_OPT,
+                  data: Path = typer.Option(D.DATA, help="data folder: hosts.jsonl and splits.json are extended"),
+                  per_source: int = typer.Option(900, help="hosts to take from each new source"),
+                  fill_sample: float = typer.Option(0.08, help="share of SaudiNewsNet read as the genre fill-up reserve"),
                   seed: int = typer.Option(D.HOST_SEED)):
-    """Pick host articles: news across outlets (max 20% each), some opinion pieces, deduplicated."""
-    from training.hosts import select, selection_summary, write_selection
+    """Extend the host selection from every source: genres (zero-shot, cached in build/genres.jsonl),
+    genre balance, new outlets split into dev/test. Hosts already selected are kept as they are."""
+    from training.corpus import read_splits
+    from training.hosts import read_selection, write_selection
+    from training.io import atomic_write_json
+    from training.selection import assign_splits, select_all, summary
 
-    cands = _guard(lambda: select(corpus, n=n, seed=seed))
-    write_selection(cands, out)
-    typer.echo(json.dumps(selection_summary(cands), indent=2))
+    def run():
+        hosts_file, splits_file = data / "hosts.jsonl", data / "splits.json"
+        existing = read_selection(hosts_file) if hosts_file.is_file() else []
+        chosen = select_all(existing, corpora, cache=D.GENRE_CACHE, fill_sample=fill_sample,
+                            per_source=per_source, seed=seed)
+        read_splits(splits_file)  # fail on a broken file before writing anything
+        raw = json.loads(splits_file.read_text(encoding="utf-8"))
+        raw.update(assign_splits(chosen, {"test": raw["test"], "dev": raw["dev"]}, seed=seed))
+        write_selection(chosen, hosts_file)
+        atomic_write_json(splits_file, raw)
+        return chosen
+
+    typer.echo(json.dumps(summary(_guard(run)), indent=2, ensure_ascii=False))
 
 
 @corpus_app.command("show")

@@ -13,7 +13,8 @@ SAUDINEWSNET = CORPORA / "saudinewsnet"
 EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
 BACKBONE_CACHE = REPO / "models" / "backbones"
 
-N_HOSTS = 1074  # hosts in data/hosts.jsonl (`mudraj corpus select`)
+N_HOSTS = 1074  # hosts of the first, SaudiNewsNet-only selection (hosts.select); now extended by training/selection.py
+GENRE_CACHE = REPO / "build" / "genres.jsonl"  # host genres by content hash (training/selection.py)
 HOST_SEED = 13
 
 TARGET_FALSE_ALARM_RATE = 0.02  # dev false-alarm rate the decision threshold aims at

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from training.defaults import CORPORA, HOST_SEED
+from training.defaults import CORPORA, GENRE_CACHE, HOST_SEED
 from training.hosts import Candidate, Host, assess
 
 SCIENCE = ("science_technology", "health", "environment")
@@ -155,7 +155,7 @@ def summary(selection: list[Candidate]) -> dict:
             "outlets": len({c.outlet for c in selection})}
 
 
-def select_all(existing: list[Candidate], corpora: Path = CORPORA, cache: Path = Path("build/genres.jsonl"),
+def select_all(existing: list[Candidate], corpora: Path = CORPORA, cache: Path = GENRE_CACHE,
                fill_sample: float = 0.08, **kw) -> list[Candidate]:
     """Read every source, give every host a genre and choose (see `balance`). The hosts already
     selected stay, as recorded (their insertions are written), whatever today's filters say."""

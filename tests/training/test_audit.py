@@ -41,3 +41,19 @@ def test_audit_flags_a_quirk_and_normalisation_removes_it(tmp_path):
 def test_audit_stays_at_chance_without_a_quirk(tmp_path):
     r = audit(write_records(tmp_path / "clean", quirk=False))
     assert all(abs(v["dev_roc_auc"] - 0.5) <= 0.1 for k, v in r.items() if k.startswith("quirks"))
+
+
+def test_audit_reports_each_source_on_its_own(tmp_path):
+    both = tmp_path / "both"
+    both.mkdir()
+    for split in ("train", "dev"):
+        rows = []
+        for src, quirk, seed in (("baly2018", True, 1), ("armpro", False, 2)):
+            one = write_records(tmp_path / f"{src}-only", quirk=quirk, seed=seed)
+            for line in (one / f"{split}.records.jsonl").read_text(encoding="utf-8").splitlines():
+                rows.append(json.dumps({**json.loads(line), "source": src}, ensure_ascii=False))
+        (both / f"{split}.records.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    r = audit(both, settings={"raw": []})
+    # Each source's row is that source on its own: the quirky one is found, the clean one is at chance.
+    assert r["quirks, baly2018 only: raw"]["dev_roc_auc"] > 0.95
+    assert abs(r["quirks, armpro only: raw"]["dev_roc_auc"] - 0.5) <= 0.1
