@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from training.defaults import CORPORA, GENRE_CACHE, HOST_SEED
+from training.defaults import CORPORA, GENRE_CACHE, HOST_SEED, N_HOSTS
 from training.hosts import Candidate, Host, assess
 
 SCIENCE = ("science_technology", "health", "environment")
@@ -85,7 +85,8 @@ def _take(pool: list[Candidate], n: int, max_per_outlet: int, have: Counter) -> 
 
 def balance(existing: list[Candidate], new: dict[str, list[Candidate]], fill: list[Candidate],
             per_source: int = 900, max_per_outlet: int = 15, min_genre_share: float = 0.08,
-            min_science_share: float = 0.20, max_fill: int = 800, seed: int = HOST_SEED) -> list[Candidate]:
+            min_science_share: float = 0.20, max_fill: int = 800, n_first: int = N_HOSTS,
+            seed: int = HOST_SEED) -> list[Candidate]:
     """The selection: existing hosts, new-source hosts (non-politics first), then genre fill-up."""
     rng = random.Random(seed)
     chosen = list(existing)
@@ -94,10 +95,13 @@ def balance(existing: list[Candidate], new: dict[str, list[Candidate]], fill: li
         pool = sorted((c for c in new[source] if c.id not in taken), key=lambda c: c.id)
         rng.shuffle(pool)
         pool.sort(key=lambda c: c.genre == "politics")  # stable: the rest first, in shuffled order
-        picked = _take(pool, per_source, max_per_outlet, Counter())
+        # per_source counts the hosts a source already has: rerunning the selection adds nothing new.
+        have = [c for c in chosen if c.source == source]
+        picked = _take(pool, per_source - len(have), max_per_outlet, Counter(c.outlet for c in have))
         chosen += picked
         taken |= {c.id for c in picked}
     fill = sorted((c for c in fill if c.id not in taken), key=lambda c: c.id)
+    max_fill -= sum(c.source == "saudinewsnet" for c in existing) - n_first  # fill-up already done counts
     rng.shuffle(fill)
     by_genre: dict[str, list[Candidate]] = defaultdict(list)
     for c in fill:
