@@ -4,6 +4,7 @@ Used by `mudraj predict`, `mudraj evaluate` and the HTTP service alike.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,14 @@ class SentencePrediction:
         if d["windows"] == 1:
             del d["windows"]
         return d
+
+
+class DeadlineExceeded(TimeoutError):
+    """Raised between model batches once a deadline has passed: `done` of `total` batches were run."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"deadline passed: stopped after {done} of {total} model batches")
+        self.done, self.total = done, total
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -87,32 +96,40 @@ class Predictor:
         return {"name": self.meta["name"], "version": self.meta.get("version", "0"), "threshold": self.threshold,
                 "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name")}
 
-    def logits(self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    def logits(self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None,
+               deadline: float | None = None) -> np.ndarray:
         """Raw logits [n, 2] in length-sorted batches. A batch never mixes two groups: dynamic int8
         quantisation scales activations per batch, so a score would otherwise depend on what else
-        happened to share its batch (other articles, other requests)."""
+        happened to share its batch (other articles, other requests).
+
+        deadline: a time.monotonic() value; once it has passed, DeadlineExceeded is raised before the
+        next batch (None, the default: run every batch)."""
         out = np.zeros((len(features), len(LABELS)), dtype=np.float32)
+        batches = []
         for group in groups if groups is not None else [range(len(features))]:
             order = sorted(group, key=lambda i: len(features[i].input_ids))
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b : b + self.batch_size]
-                ids, mask, types = pad_batch([features[i] for i in idx], self.encoder.pad_id)
-                feed = {"input_ids": ids, "attention_mask": mask}
-                if "token_type_ids" in self.input_names:
-                    feed["token_type_ids"] = types
-                out[idx] = self.session.run(["logits"], feed)[0]
+            batches += [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+        for k, idx in enumerate(batches):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(k, len(batches))
+            ids, mask, types = pad_batch([features[i] for i in idx], self.encoder.pad_id)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.input_names:
+                feed["token_type_ids"] = types
+            out[idx] = self.session.run(["logits"], feed)[0]
         return out
 
     def probabilities(self, margins: np.ndarray) -> np.ndarray:
         """Calibrated P(inserted) from margins (logit inserted - logit reporting), with the bundle's temperature."""
         return sigmoid(margins / self.temperature)
 
-    def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True,
+                        deadline: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per sentence of each article: the margin of its worst window, and its window count.
 
         isolate=True (the default, used by predict, evaluate and /classify): each article is computed
         in batches of its own, so its scores do not depend on the other articles of the call.
+        deadline: see logits().
         """
         feats: list[Feature] = []
         owner: list[tuple[int, int]] = []
@@ -123,7 +140,7 @@ class Predictor:
                 feats.append(f)
                 owner.append((a, f.sentence))
             groups.append(list(range(start, len(feats))))
-        logits = self.logits(feats, groups if isolate else None) if feats else np.zeros((0, len(LABELS)))
+        logits = self.logits(feats, groups if isolate else None, deadline) if feats else np.zeros((0, len(LABELS)))
         result = [(np.full(len(s), -np.inf), np.zeros(len(s), dtype=np.int64)) for s in articles]
         for (a, k), m in zip(owner, logits[:, 1] - logits[:, 0]):
             margins, windows = result[a]
@@ -131,19 +148,21 @@ class Predictor:
             windows[k] += 1
         return result
 
-    def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True
-                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True,
+                       deadline: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """P(inserted) and window counts for each sentence of each article."""
-        return [(self.probabilities(m), w) for m, w in self.article_margins(articles, isolate)]
+        return [(self.probabilities(m), w) for m, w in self.article_margins(articles, isolate, deadline)]
 
-    def predict_texts(self, texts: Sequence[str], threshold: float | None = None) -> list[list[SentencePrediction]]:
-        """Segment and classify whole articles. Brackets, if any, are removed first."""
+    def predict_texts(self, texts: Sequence[str], threshold: float | None = None,
+                      deadline: float | None = None) -> list[list[SentencePrediction]]:
+        """Segment and classify whole articles. Brackets, if any, are removed first.
+        deadline: stop with DeadlineExceeded between model batches once it has passed (see logits())."""
         thr = self.threshold if threshold is None else threshold
         cut = []
         for t in texts:
             clean = strip_brackets(t)[0] if ("[" in t or "]" in t) else t
             cut.append(segment(clean))
-        scored = self.score_articles([[s.text for s in spans] for spans in cut])
+        scored = self.score_articles([[s.text for s in spans] for spans in cut], deadline=deadline)
         out = []
         for spans, (scores, windows) in zip(cut, scored):
             out.append([

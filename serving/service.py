@@ -8,19 +8,13 @@ Endpoints (JSON in, JSON out; see serving/README.md and /docs.json):
     POST /model_card          {}                                    the bundle's metadata
     GET  /model_card                                                the same, for browsers and curl
     GET  /ui/                                                       the web page (serving/static/)
+    GET  /                                                          the API docs (Swagger UI, local files only)
     GET  /healthz /livez /readyz /metrics /docs.json                BentoML's own
 
-Configuration, all by environment variable (read when this module is imported, i.e. in every
-worker process):
-
-    MUDRAJ_MODEL         bundle folder; default <repo>/models/mudraj-e5-small, else the newest
-                         <repo>/runs/*/bundle
-    MUDRAJ_WORKERS       worker processes (default 1); each loads its own ONNX session
-    MUDRAJ_THREADS       ONNX Runtime intra-op threads per worker (default: cores / workers, at most 4)
-    MUDRAJ_PRECISION     auto (default) | int8 | fp32;  MUDRAJ_DEVICE  auto (default) | cpu | cuda
-    MUDRAJ_MAX_CHARS     longest accepted text, in characters (default 100000)
-    MUDRAJ_MAX_ARTICLES  most articles in one /classify_batch request (default 64)
-    MUDRAJ_MAX_SENTENCES most sentences in one /classify_sentences request (default 1024)
+Configuration is by environment variable (MUDRAJ_*, read when the modules are imported, i.e. in
+every worker process; the table is in serving/README.md). What a request may be (the input models
+and limits) and the HTTP plumbing (body limit, queue bound and deadline, JSON 404/405, metrics
+labels, one-line logs for client errors, the docs page) are in serving/http.py.
 
 Precision and device: on a CPU the int8 model is used; when onnxruntime offers the
 CUDAExecutionProvider (the `onnxruntime-gpu` wheel) the fp32 model runs on the GPU. To have
@@ -39,140 +33,35 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional, Union
+from typing import Any, Optional, Union
 
 import bentoml
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.brackets import FormatError, strip_brackets
+from serving.brackets import strip_brackets
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.normalize import ARABIC_LETTER
-from serving.predictor import Predictor, decide
+from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, deadline_response, docs_page,
+                          error_response, quiet_client_errors, request_deadline)
+from serving.schema import (MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
+                            METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, ModelCardInput, SentencesInput,
+                            env_int)
+from serving.inputs import without_bom
+from serving.predictor import DeadlineExceeded, Predictor, decide
 
 logger = logging.getLogger("bentoml.mudraj")
 
 STATIC = Path(__file__).resolve().parent / "static"
+WORKERS = env_int("MUDRAJ_WORKERS", 1)  # processes, each with its own ONNX session
+THREADS = default_threads(WORKERS)  # MUDRAJ_THREADS: ONNX Runtime threads per worker
+INFERENCE = ("/classify", "/classify_batch", "/classify_sentences")
 
-
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise RuntimeError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-MAX_CHARS = _env_int("MUDRAJ_MAX_CHARS", 100_000)
-MAX_ARTICLES = _env_int("MUDRAJ_MAX_ARTICLES", 64)
-MAX_SENTENCES = _env_int("MUDRAJ_MAX_SENTENCES", 1024)
-WORKERS = _env_int("MUDRAJ_WORKERS", 1)
-THREADS = default_threads(WORKERS)
-
-
-
-# ---------------------------------------------------------------- request checks (-> HTTP 400)
-# Every check is a pydantic validator, so a bad request is answered by BentoML with
-# 400 {"error": "N validation error(s) for Input", "detail": [{"loc": [field, ...], "msg": ...}]}.
-
-
-def _check_text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("text is empty (or only whitespace)")
-    if len(text) > MAX_CHARS:
-        raise ValueError(f"text is {len(text)} characters long; the limit is {MAX_CHARS} (MUDRAJ_MAX_CHARS)")
-    clean = text
-    if "[" in text or "]" in text:
-        try:
-            clean, _ = strip_brackets(text, source="text")
-        except FormatError as err:
-            raise ValueError(
-                f"text has unbalanced brackets (line {err.line}: {err.message}); square brackets mark "
-                "inserted sentences, so they must come in [ ] pairs"
-            ) from None
-    if not ARABIC_LETTER.search(clean):
-        raise ValueError("text has no Arabic letters (Mudraj reads Arabic news articles)")
-    return text
-
-
-def _check_sentence(sentence: str) -> str:
-    if not sentence.strip():
-        raise ValueError("sentence is empty (or only whitespace)")
-    if len(sentence) > MAX_CHARS:
-        raise ValueError(f"sentence is {len(sentence)} characters long; the limit is {MAX_CHARS} (MUDRAJ_MAX_CHARS)")
-    return sentence
-
-
-def _check_sentences(sentences: list[str]) -> list[str]:
-    if not sentences:
-        raise ValueError("sentences is empty; send at least one sentence")
-    if len(sentences) > MAX_SENTENCES:
-        raise ValueError(f"sentences has {len(sentences)} items; the limit is {MAX_SENTENCES} (MUDRAJ_MAX_SENTENCES)")
-    return sentences
-
-
-def _check_articles(articles: list["ArticleIn"]) -> list["ArticleIn"]:
-    if not articles:
-        raise ValueError("articles is empty; send at least one article")
-    if len(articles) > MAX_ARTICLES:
-        raise ValueError(f"articles has {len(articles)} items; the limit is {MAX_ARTICLES} (MUDRAJ_MAX_ARTICLES)")
-    seen: set[str] = set()
-    for a in articles:
-        key = str(a.id)
-        if key in seen:
-            raise ValueError(f"articles: duplicate id {a.id!r}")
-        seen.add(key)
-    return articles
-
-
-_SAMPLE = "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة. ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."
-
-ArticleText = Annotated[
-    str,
-    Field(
-        strict=True,
-        description="An Arabic news article, plain text. Sentences may be marked inserted with [ ] "
-        "(they are removed before classification; offsets then refer to the text without them).",
-        examples=[_SAMPLE],
-    ),
-    AfterValidator(_check_text),
-]
-Threshold = Annotated[
-    Optional[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]],
-    Field(
-        description="Decision threshold in [0, 1]: a sentence is 'inserted' when its score >= threshold. "
-        "Default: the model's own (see /model_card).",
-        examples=[0.5],
-    ),
-]
-SentenceList = Annotated[
-    list[Annotated[str, Field(strict=True), AfterValidator(_check_sentence)]],
-    Field(description="Sentences, already split by the caller. Each is scored alone (no context).",
-          examples=[["أعلنت الوزارة افتتاح مستشفى جديد.", "ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."]]),
-    AfterValidator(_check_sentences),
-]
-
-
-class ArticleIn(BaseModel):
-    id: Annotated[Union[str, int], Field(description="Your identifier for the article; echoed back.", examples=["a1"])]
-    text: ArticleText
-
-
-ArticleList = Annotated[
-    list[ArticleIn],
-    Field(description="The articles to classify (at most MUDRAJ_MAX_ARTICLES, default 64), ids unique."),
-    AfterValidator(_check_articles),
-]
+quiet_client_errors()
 
 
 # ---------------------------------------------------------------- response models
@@ -206,8 +95,8 @@ class ClassifyResponse(BaseModel):
     )
     text: Optional[str] = Field(
         default=None,
-        description="The text the offsets refer to, when it differs from the text sent (brackets removed); "
-        "null otherwise",
+        description="The text the offsets refer to, when it differs from the text sent (a leading byte-order "
+        "mark or [ ] brackets removed); null otherwise",
     )
 
 
@@ -216,7 +105,7 @@ class ArticleResult(BaseModel):
     sentences: list[Sentence]
     inserted: int
     windowed: list[int]
-    text: Optional[str] = Field(default=None, description="As in /classify: the text without brackets, if it had any")
+    text: Optional[str] = Field(default=None, description="As in /classify: the text the offsets refer to, if not the one sent")
 
 
 class BatchResponse(BaseModel):
@@ -230,68 +119,32 @@ class SentenceScore(BaseModel):
     label: str = Field(description="'inserted' or 'reporting' at the model's default threshold")
 
 
-# ---------------------------------------------------------------- the web page and GET /model_card
+# ---------------------------------------------------------------- the web page, the docs page, GET /model_card
 
 _state: dict[str, Any] = {}  # filled by Mudraj.__init__ in each worker
 
 
 async def _model_card_get(request: Request) -> JSONResponse:
     if "card" not in _state:
-        return JSONResponse({"error": "model not loaded yet"}, status_code=503)
+        return error_response(503, "model not loaded yet")
     return JSONResponse(_state["card"])
 
 
-MAX_BODY_BYTES = _env_int("MUDRAJ_MAX_BODY_BYTES", 8 * 2**20)
-
-
-class BodyLimit:
-    """413 with a JSON error for request bodies over MAX_BODY_BYTES, declared or streamed."""
-
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._reject(send)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send):
-        resp = JSONResponse({"error": f"request body larger than {self.limit} bytes (MUDRAJ_MAX_BODY_BYTES)"},
-                            status_code=413)
-        await resp({"type": "http"}, None, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-ui_app = Starlette(routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")])
-get_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GET"])])
+ui_app = Starlette(routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")],
+                   exception_handlers=JSON_ERRORS)
+pages_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GET"]),
+                              Route("/", docs_page, methods=["GET"])],
+                      exception_handlers=JSON_ERRORS)
 
 
 # ---------------------------------------------------------------- the service
 
 
-@bentoml.service(name="mudraj", workers=WORKERS, threads=1, traffic={"timeout": 300})
+@bentoml.service(name="mudraj", workers=WORKERS, threads=1, service_class=MudrajService,
+                 # BentoML's own timeout is the backstop; Admission answers 504 at MUDRAJ_TIMEOUT
+                 traffic={"timeout": TIMEOUT + 10}, **({} if METRICS else {"metrics": {"enabled": False}}))
 @bentoml.asgi_app(ui_app, path="/ui", name="ui")
-@bentoml.asgi_app(get_app, path="/", name="model_card_get")
+@bentoml.asgi_app(pages_app, path="/", name="pages")
 class Mudraj:
     """Labels each sentence of an Arabic news article `reporting` or `inserted`."""
 
@@ -307,8 +160,9 @@ class Mudraj:
         meta = dict(self.predictor.meta)
         meta["files"] = sorted(meta.get("files", {}))  # names only, no checksums
         meta["serving"] = {**self.predictor.info, "bundle": self.bundle.name, "threads": THREADS,
-                           "workers": WORKERS, "max_chars": MAX_CHARS, "max_articles": MAX_ARTICLES,
-                           "max_sentences": MAX_SENTENCES}
+                           "workers": WORKERS, "max_chars": MAX_CHARS, "max_request_chars": MAX_REQUEST_CHARS,
+                           "max_articles": MAX_ARTICLES, "max_sentences": MAX_SENTENCES,
+                           "max_queue": MAX_QUEUE, "timeout_s": TIMEOUT}
         self.card = meta
         _state["card"] = meta
         logger.info("Mudraj: serving %s (%s, %s, %d threads)", self.bundle, self.predictor.precision,
@@ -318,43 +172,60 @@ class Mudraj:
         return self.predictor.threshold if threshold is None else float(threshold)
 
     def _results(self, texts: list[str], thr: float) -> list[dict]:
+        """Raises DeadlineExceeded when the request's deadline (MUDRAJ_TIMEOUT) passes."""
+        bare = [without_bom(t) for t in texts]
         out = []
-        for text, preds in zip(texts, self.predictor.predict_texts(texts, threshold=thr)):
+        for text, clean, preds in zip(texts, bare, self.predictor.predict_texts(bare, thr, request_deadline())):
+            if "[" in clean or "]" in clean:
+                clean = strip_brackets(clean)[0]
             out.append({
                 "sentences": [Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score)
                               for p in preds],
                 "inserted": sum(p.label == "inserted" for p in preds),
                 "windowed": [i for i, p in enumerate(preds) if p.windows > 1],
-                "text": strip_brackets(text)[0] if ("[" in text or "]" in text) else None,
+                "text": clean if clean != text else None,  # the text the offsets refer to, if not the one sent
             })
         return out
 
-    @bentoml.api
-    def classify(self, text: ArticleText, threshold: Threshold = None) -> ClassifyResponse:
+    @staticmethod
+    def _stopped(endpoint: str, err: DeadlineExceeded) -> JSONResponse:
+        logger.warning("%s: deadline of %d s passed (MUDRAJ_TIMEOUT), stopped after %d of %d model batches",
+                       endpoint, TIMEOUT, err.done, err.total)
+        return deadline_response(TIMEOUT)  # Admission has answered already, unless this one wins the race
+
+    @bentoml.api(input_spec=ClassifyInput)
+    def classify(self, text: str, threshold: Optional[float] = None) -> ClassifyResponse:
         """Classify every sentence of one article."""
         thr = self._threshold(threshold)
-        result = self._results([text], thr)[0]
+        try:
+            result = self._results([text], thr)[0]
+        except DeadlineExceeded as err:
+            return self._stopped("/classify", err)
         return ClassifyResponse(model=self.model_info, threshold=thr, **result)
 
-    @bentoml.api
-    def classify_batch(self, articles: ArticleList, threshold: Threshold = None) -> BatchResponse:
+    @bentoml.api(input_spec=BatchInput)
+    def classify_batch(self, articles: list[ArticleIn], threshold: Optional[float] = None) -> BatchResponse:
         """Classify several articles in one request (scored in one batched model run)."""
         thr = self._threshold(threshold)
-        results = self._results([a.text for a in articles], thr)
+        try:
+            results = self._results([a.text for a in articles], thr)
+        except DeadlineExceeded as err:
+            return self._stopped("/classify_batch", err)
         return BatchResponse(model=self.model_info, threshold=thr,
                              results=[ArticleResult(id=a.id, **r) for a, r in zip(articles, results)])
 
     # A bulk caller would rather wait than be refused: the batch deadline is generous (BentoML answers
     # 503 to requests it cannot serve within max_latency_ms).
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
-    def classify_sentences(self, sentences: SentenceList) -> list[SentenceScore]:
+    @bentoml.api(input_spec=SentencesInput, batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    def classify_sentences(self, sentences: list[str]) -> list[SentenceScore]:
         """Score sentences you segmented yourself: one score per sentence, in order.
 
         Each sentence is scored alone, as a one-sentence article: neighbouring items of the
         request are NOT used as context (concurrent requests are merged into one model batch by
         BentoML's adaptive batching, so a request's list is not an article). Scores therefore
         differ from /classify, which reads each sentence with its neighbours; use /classify for
-        whole articles. Unlike /classify, the sentences of concurrent requests share model batches
+        whole articles. Labels use the model's threshold (a request cannot carry its own: the
+        batch is shared). Unlike /classify, the sentences of concurrent requests share model batches
         (that is what adaptive batching is for), and int8 dynamic quantisation scales activations per
         batch: a score can move slightly with its batch-mates. /classify computes each article in
         batches of its own and is deterministic.
@@ -367,10 +238,12 @@ class Mudraj:
             out.append(SentenceScore(score=score, label=label))
         return out
 
-    @bentoml.api
+    @bentoml.api(input_spec=ModelCardInput)
     async def model_card(self) -> dict[str, Any]:
         """The model bundle's metadata (metrics, threshold, training data hashes, ...), without file checksums."""
         return self.card
 
 
+# Outermost first: refuse when the queue is full before reading a body, then bound the body.
+Mudraj.add_asgi_middleware(Admission, paths=INFERENCE, max_queue=MAX_QUEUE, timeout=TIMEOUT)
 Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES)

@@ -221,7 +221,9 @@ def test_sample_article():
 
 # ---------------------------------------------------------------- errors: 4xx with JSON naming the problem
 
-BIG = "خبر " * 25_001  # 100004 characters, over the default MUDRAJ_MAX_CHARS
+from serving.schema import MAX_CHARS  # noqa: E402  (the default: the test server sets no MUDRAJ_MAX_CHARS)
+
+BIG = "خبر " * (MAX_CHARS // 4 + 1)  # just over the default MUDRAJ_MAX_CHARS
 
 
 @pytest.mark.parametrize(
@@ -230,7 +232,7 @@ BIG = "خبر " * 25_001  # 100004 characters, over the default MUDRAJ_MAX_CHARS
         ("/classify", {"text": ""}, ["text"], "empty"),
         ("/classify", {"text": " \n\t "}, ["text"], "empty"),
         ("/classify", {"text": "Hello, world. Nothing Arabic here."}, ["text"], "Arabic"),
-        ("/classify", {"text": BIG}, ["text"], "100000"),
+        ("/classify", {"text": BIG}, ["text"], str(MAX_CHARS)),
         ("/classify", {"text": "قال [الوزير إن العمل مستمر."}, ["text"], "bracket"),
         ("/classify", {"text": "قال الوزير] إن العمل مستمر."}, ["text"], "bracket"),
         ("/classify", {"text": "قال الوزير.", "threshold": 1.5}, ["threshold"], "less than or equal"),
@@ -277,7 +279,8 @@ def test_invalid_json_gets_400_json(server, raw):
 
 
 def test_unknown_path_is_404(server):
-    assert requests.post(server.url + "/nope", json={}, timeout=10).status_code == 404
+    r = requests.post(server.url + "/nope", json={}, timeout=10)
+    assert r.status_code == 404 and "/nope" in r.json()["error"]
 
 
 # ---------------------------------------------------------------- latency (reported, loosely bounded)
