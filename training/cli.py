@@ -288,13 +288,13 @@ def corpus_select(corpora: Path = CORPORA_OPT,
     from training.corpus import read_splits
     from training.hosts import read_selection, write_selection
     from training.io import atomic_write_json
-    from training.selection import assign_splits, select_all, summary
+    from training.selection import assign_splits, read_rejected, select_all, summary
 
     def run():
         hosts_file, splits_file = data / "hosts.jsonl", data / "splits.json"
         existing = read_selection(hosts_file) if hosts_file.is_file() else []
         chosen = select_all(existing, corpora, cache=D.GENRE_CACHE, fill_sample=fill_sample,
-                            per_source=per_source, seed=seed)
+                            rejected=read_rejected(data / "rejected_hosts.txt"), per_source=per_source, seed=seed)
         read_splits(splits_file)  # fail on a broken file before writing anything
         raw = json.loads(splits_file.read_text(encoding="utf-8"))
         raw.update(assign_splits(chosen, {"test": raw["test"], "dev": raw["dev"]}, seed=seed))

@@ -128,6 +128,7 @@ def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[C
     keys: dict[str, Insertion] = {}
     host_runs: dict[str, set[tuple[str, ...]]] = {}
     positions: Counter = Counter()
+    by_voice_position: Counter = Counter()
     for ins in insertions:
         where = f"{ins.source}:{ins.line}"
         if ins.host not in selected or ins.host not in hosts:
@@ -177,6 +178,7 @@ def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[C
         if any(tuple(w[i : i + copy_run]) in host_runs[ins.host] for i in range(len(w) - copy_run + 1)):
             problems.append(f"{where}: repeats {copy_run}+ consecutive words of its host article")
         positions[position_type(ins, n_sents)] += 1
+        by_voice_position[(ins.voice, position_type(ins, n_sents))] += 1
     # Near-duplicates: word-trigram Jaccard over candidate pairs that share a trigram.
     shingles = {i: _shingles(ins.text) for i, ins in enumerate(insertions)}
     index: dict[tuple, list[int]] = defaultdict(list)
@@ -193,10 +195,11 @@ def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[C
         if jac >= near_duplicate and _key(insertions[a].text) != _key(insertions[b].text):
             A, B = insertions[a], insertions[b]
             problems.append(f"{B.source}:{B.line}: near-duplicate of {A.source}:{A.line} (Jaccard {jac:.2f})")
-    return problems, report(insertions, selection, positions)
+    return problems, report(insertions, selection, positions, by_voice_position)
 
 
-def report(insertions: list[Insertion], selection: list[Candidate], positions: Counter) -> dict:
+def report(insertions: list[Insertion], selection: list[Candidate], positions: Counter,
+           by_voice_position: Counter | None = None) -> dict:
     n = len(insertions)
     hosts_with = {i.host for i in insertions}
     kinds = Counter(i.kind for i in insertions)
@@ -219,6 +222,27 @@ def report(insertions: list[Insertion], selection: list[Candidate], positions: C
                   "mean": round(sum(lengths) / n, 1) if n else 0,
                   "histogram_by_5": {f"{b}-{b + 4}": bins[b] for b in sorted(bins)}},
         "per_outlet_hosts": dict(sorted(Counter(c.outlet for c in selection).items())),
+        **_by_source_genre_voice(insertions, selection, by_voice_position or Counter()),
+    }
+
+
+def _by_source_genre_voice(insertions: list[Insertion], selection: list[Candidate], by_voice_position: Counter) -> dict:
+    """Hosts and insertions per host source and genre; insertions per voice and kind, and where they sit."""
+    host = {c.id: c for c in selection}
+    with_ins = {i.host for i in insertions}
+    voices = sorted({i.voice for i in insertions})
+    return {
+        "per_source": {src: {"hosts": sum(c.source == src for c in selection),
+                             "hosts_with_insertions": sum(c.source == src and c.id in with_ins for c in selection),
+                             "insertions": sum(host[i.host].source == src for i in insertions if i.host in host)}
+                       for src in sorted({c.source for c in selection})},
+        "per_genre": {g: {"hosts": sum(c.genre == g for c in selection),
+                          "insertions": sum(host[i.host].genre == g for i in insertions if i.host in host)}
+                      for g in sorted({c.genre for c in selection})},
+        "per_voice": {v: {"insertions": sum(i.voice == v for i in insertions),
+                          "kinds": dict(Counter(i.kind for i in insertions if i.voice == v).most_common()),
+                          "positions": {p: n for (vv, p), n in sorted(by_voice_position.items()) if vv == v}}
+                      for v in voices},
     }
 
 

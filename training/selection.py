@@ -159,8 +159,16 @@ def summary(selection: list[Candidate]) -> dict:
             "outlets": len({c.outlet for c in selection})}
 
 
+def read_rejected(path: Path) -> set[str]:
+    """Host ids never to select (data/rejected_hosts.txt: one id a line, '#' starts a comment)."""
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    return {line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()} - {""}
+
+
 def select_all(existing: list[Candidate], corpora: Path = CORPORA, cache: Path = GENRE_CACHE,
-               fill_sample: float = 0.08, **kw) -> list[Candidate]:
+               fill_sample: float = 0.08, rejected: set[str] = frozenset(), **kw) -> list[Candidate]:
     """Read every source, give every host a genre and choose (see `balance`). The hosts already
     selected stay, as recorded (their insertions are written), whatever today's filters say."""
     from training.sources import iter_hosts
@@ -171,6 +179,8 @@ def select_all(existing: list[Candidate], corpora: Path = CORPORA, cache: Path =
     for h in iter_hosts(corpora):
         if h.id in old:
             kept[h.id] = h
+        elif h.id in rejected:
+            continue
         elif h.source != "saudinewsnet" or int(h.sha256[:2], 16) < fill_sample * 256:
             # SaudiNewsNet's 31k articles are only a fill-up reserve: a fixed sample (by content hash) is
             # enough, and embedding them all would take an hour on a 2-core machine.
