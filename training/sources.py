@@ -97,51 +97,46 @@ def _group(sentences: list[str], seed: str) -> list[str]:
     return out
 
 
-def iter_baly2018(root: Path = CORPORA / "baly2018") -> Iterator[Host]:
-    """Cleaned baly2018 articles; rejected ones (anchor holes, too little text left) are skipped."""
-    path = Path(root) / "articles.jsonl.gz"
+def _records(path: Path, what: str) -> Iterator[dict]:
+    """The JSON lines of a source file (plain or .gz), less those of evaluation-only outlets."""
     if not path.is_file():
-        raise FileNotFoundError(f"no baly2018 articles at {path}")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+        raise FileNotFoundError(f"no {what} at {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as err:
                 raise FormatError(str(path), lineno, f"invalid JSON ({err.msg})") from None
-            if excluded(rec.get("domain", "")) or excluded(rec.get("url", "")):
-                continue
-            lines = [repair_spacing(x) for x in rec["text"].splitlines() if x.strip()]
-            body = [x for x in lines if not is_boilerplate(x)]
-            if len(body) < 5 or any(has_anchor_hole(x) for x in body):
-                continue
-            # No headline in this source: the first sentence stands as the title paragraph, so that
-            # nothing is ever inserted before it (insertions never go into paragraph 0).
-            paras = tuple([body[0]] + _group(body[1:], rec["id"]))
-            yield Host(id=f"baly-{rec['id']}", outlet=rec["domain"], url=rec.get("url", ""), title=body[0],
-                       date="", sha256=_digest(paras), paragraphs=paras, source="baly2018")
+            if not (excluded(rec.get("domain", "")) or excluded(rec.get("url", ""))):
+                yield rec
+
+
+def iter_baly2018(root: Path = CORPORA / "baly2018") -> Iterator[Host]:
+    """Cleaned baly2018 articles; rejected ones (anchor holes, too little text left) are skipped."""
+    for rec in _records(Path(root) / "articles.jsonl.gz", "baly2018 articles"):
+        lines = [repair_spacing(x) for x in rec["text"].splitlines() if x.strip()]
+        body = [x for x in lines if not is_boilerplate(x)]
+        if len(body) < 5 or any(has_anchor_hole(x) for x in body):
+            continue
+        # No headline in this source: the first sentence stands as the title paragraph, so that
+        # nothing is ever inserted before it (insertions never go into paragraph 0).
+        paras = tuple([body[0]] + _group(body[1:], rec["id"]))
+        yield Host(id=f"baly-{rec['id']}", outlet=rec["domain"], url=rec.get("url", ""), title=body[0],
+                   date="", sha256=_digest(paras), paragraphs=paras, source="baly2018")
 
 
 def iter_armpro(root: Path = CORPORA / "armpro") -> Iterator[Host]:
     """ArMPro pages: title, then the page's annotated paragraphs in page order."""
-    path = Path(root) / "pages.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"no ArMPro pages at {path}")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise FormatError(str(path), lineno, f"invalid JSON ({err.msg})") from None
-            if excluded(rec.get("domain", "")) or excluded(rec.get("url", "")):
-                continue
-            title = re.sub(r"\s+", " ", rec.get("title") or "").strip()
-            body = [re.sub(r"\s+", " ", p["text"]).strip() for p in rec.get("paragraphs", [])]
-            body = [p for p in body if p]
-            if not title or not body:
-                continue
-            paras = tuple([title] + body)
-            yield Host(id=f"armpro-{rec['page_id']}", outlet=rec["domain"], url=rec.get("url", ""), title=title,
-                       date=(rec.get("date") or "")[:10], sha256=_digest(paras), paragraphs=paras, source="armpro")
+    for rec in _records(Path(root) / "pages.jsonl", "ArMPro pages"):
+        title = re.sub(r"\s+", " ", rec.get("title") or "").strip()
+        body = [re.sub(r"\s+", " ", p["text"]).strip() for p in rec.get("paragraphs", [])]
+        body = [p for p in body if p]
+        if not title or not body:
+            continue
+        paras = tuple([title] + body)
+        yield Host(id=f"armpro-{rec['page_id']}", outlet=rec["domain"], url=rec.get("url", ""), title=title,
+                   date=(rec.get("date") or "")[:10], sha256=_digest(paras), paragraphs=paras, source="armpro")
 
 
 READERS: dict[str, Callable[[Path], Iterator[Host]]] = {
