@@ -338,11 +338,14 @@ def corpus_check(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, 
 
 @corpus_app.command("build")
 def corpus_build(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
-                 out: Path = typer.Option(D.CORPUS_DIR, help="output folder")):
+                 out: Path = typer.Option(D.CORPUS_DIR, help="output folder"),
+                 hold_out_source: Optional[str] = typer.Option(
+                     None, help="leave-one-source-out: this source (saudinewsnet, baly2018, armpro) is the whole "
+                                "test split; the others train and validate, their test outlets left out")):
     """Hosts + insertions -> labelled articles and sentence records, split by outlet."""
     from training.corpus import build
 
-    counts = _guard(lambda: build(data, corpora, out))
+    counts = _guard(lambda: build(data, corpora, out, hold_out_source=hold_out_source))
     typer.echo(json.dumps(counts, indent=2))
 
 

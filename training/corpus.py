@@ -277,14 +277,21 @@ def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[Inserti
     return "\n\n".join(paragraphs), order
 
 
-def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR) -> dict:
-    """Write the labelled corpus; returns counts per split. Byte-identical across runs."""
+def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR,
+          hold_out_source: str | None = None) -> dict:
+    """Write the labelled corpus; returns counts per split. Byte-identical across runs.
+
+    hold_out_source: a leave-one-source-out corpus. Every host of that source is test; the other
+    sources keep their train and dev splits, and their own test outlets are left out altogether."""
     from training.data import parse_article, to_records
     from serving.inputs import RawArticle
     from training.io import atomic_write_json, atomic_write_jsonl
 
     data_dir = Path(data_dir)
     selection = read_selection(data_dir / "hosts.jsonl")
+    if hold_out_source is not None and hold_out_source not in {c.source for c in selection}:
+        raise ValueError(f"--hold-out-source {hold_out_source!r}: no host comes from it "
+                         f"(sources: {', '.join(sorted({c.source for c in selection}))})")
     outlet_splits = read_splits(data_dir / "splits.json")
     insertions = read_insertions(insertion_files(data_dir))
     hosts = load_hosts({c.id for c in selection}, corpora)
@@ -306,6 +313,11 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
         text, order = assemble(host, by_host.get(cand.id, []))
         kinds = [i.kind for i in order]
         split = split_of(cand.outlet, outlet_splits)
+        if hold_out_source is not None:
+            if cand.source == hold_out_source:
+                split = "test"
+            elif split == "test":
+                continue
         voices = [i.voice for i in order]
         held_out = [v for v in voices if v in TEST_ONLY_VOICES]
         if held_out and split != "test":

@@ -167,3 +167,22 @@ def test_malformed_host_selection_names_file_and_line(tmp_path):
     f.write_text('{"id": "x", "no_such_field": 1}\n', encoding="utf-8")
     with pytest.raises(FormatError, match=r"hosts.jsonl:1: bad host record"):
         read_selection(f)
+
+
+def test_leave_one_source_out_build(setup, tmp_path):
+    corpus, data, cands = setup
+    # Pretend outlet outa's hosts came from another source (the build reads the source from hosts.jsonl).
+    rows = [json.loads(l) for l in (data / "hosts.jsonl").read_text().splitlines()]
+    for r in rows:
+        if r["outlet"] == "outa":
+            r["source"] = "armpro"
+    (data / "hosts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_insertions(data, [{"host": c.id, "para": 1, "slot": 0, "kind": "hope", "text": GOOD[i]}
+                            for i, c in enumerate(cands[:3])])
+    counts = C.build(data, corpus.parent, tmp_path / "loso", hold_out_source="armpro")
+    # armpro (outa, a train outlet in splits.json) is the whole test split; saudinewsnet keeps train/dev,
+    # and its own test outlet (outc) is left out rather than trained on.
+    assert counts["test"]["outlets"] == {"outa": 3}
+    assert counts["dev"]["outlets"] == {"outb": 3} and counts["train"]["articles"] == 0
+    with pytest.raises(ValueError, match="no host comes from it"):
+        C.build(data, corpus.parent, tmp_path / "x", hold_out_source="nosuch")
