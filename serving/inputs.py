@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from serving.brackets import FormatError, decode_utf8, strip_brackets
+from serving.normalize import ARABIC_LETTER
 
 MAX_ARTICLE_CHARS = 1_000_000
 STDIN = "-"  # as an input path: one article from standard input
@@ -29,8 +30,6 @@ def without_bom(text: str) -> str:
 
 def has_arabic(text: str) -> bool:
     """Whether the text has at least one Arabic letter; the CLI and the service refuse texts without."""
-    from serving.normalize import ARABIC_LETTER
-
     return ARABIC_LETTER.search(text) is not None
 
 

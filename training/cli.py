@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from serving.defaults import DEFAULT_MODEL
+from serving.output import Format, render
 from training import defaults as D  # light: paths and numbers only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -110,12 +110,6 @@ def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
                f"int8 label agreement: {p.get('int8_label_agreement', float('nan')):.4f} on {p['sentences']} dev sentences")
 
 
-class Format(str, Enum):
-    jsonl = "jsonl"
-    csv = "csv"
-    table = "table"
-
-
 PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
 
 
@@ -136,44 +130,6 @@ def _check_out(out: Path) -> None:
         _fail(f"cannot write --out {out}: no permission to create files in {folder}")
     if out.exists() and not os.access(out, os.W_OK):
         _fail(f"cannot write --out {out}: the file is read-only")
-
-
-def _as_jsonl(arts, results) -> str:
-    return "".join(json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False) + "\n"
-                   for a, r in zip(arts, results))
-
-
-def _as_csv(arts, results) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "index", "start", "end", "label", "score", "text"])
-    for a, r in zip(arts, results):
-        w.writerows([a.id, i, s.start, s.end, s.label, s.score, s.text] for i, s in enumerate(r))
-    return buf.getvalue()
-
-
-def _as_table(arts, results) -> str:
-    """For a person at a terminal: per article a heading, then one line per sentence, score and label
-    first and the sentence last, so a right-to-left sentence never shares its line with other text
-    after it; inserted sentences in colour (dropped where the output is not a terminal). A sentence
-    is one line, its control characters (escape sequences too) blanked."""
-    import unicodedata
-
-    blocks = []
-    for a, r in zip(arts, results):
-        n_ins = sum(s.label == "inserted" for s in r)
-        lines = [typer.style(a.id, bold=True) + f"  ({len(r)} sentences, {n_ins} inserted)"]
-        for s in r:
-            text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in s.text).split())
-            if s.label == "inserted":
-                lines.append(typer.style(f"  {s.score:.3f}  inserted   {text}", fg=typer.colors.YELLOW, bold=True))
-            else:
-                lines.append(f"  {s.score:.3f}  reporting  {text}")
-        blocks.append("\n".join(lines) + "\n")
-    return "\n".join(blocks)
 
 
 @app.command()
@@ -215,7 +171,7 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
         for t in texts:  # one article a call: the scores are the same, and the bar moves
             results += _guard(lambda: predictor.predict_texts([t], threshold))
             bar.update()
-    text = {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[fmt](arts, results)
+    text = render(fmt, arts, results)
     if out:
         import click
 

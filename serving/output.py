@@ -1,0 +1,59 @@
+"""What `mudraj predict` writes: JSONL (one record per article), CSV (one row per sentence), or a
+table for a person reading in a terminal."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from enum import Enum
+from typing import TYPE_CHECKING, Sequence
+
+import click
+
+if TYPE_CHECKING:  # the CLI imports this module at start: no onnxruntime for the option's choices
+    from serving.inputs import RawArticle
+    from serving.predictor import SentencePrediction
+
+
+class Format(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+def _as_jsonl(arts, results) -> str:
+    return "".join(json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False) + "\n"
+                   for a, r in zip(arts, results))
+
+
+def _as_csv(arts, results) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "index", "start", "end", "label", "score", "text"])
+    for a, r in zip(arts, results):
+        w.writerows([a.id, i, s.start, s.end, s.label, s.score, s.text] for i, s in enumerate(r))
+    return buf.getvalue()
+
+
+def _as_table(arts, results) -> str:
+    """For a person at a terminal: per article a heading, then one line per sentence, score and label
+    first and the sentence last, so a right-to-left sentence never shares its line with other text
+    after it; inserted sentences in colour (dropped where the output is not a terminal). A sentence
+    is one line, its control characters (escape sequences too) blanked."""
+    blocks = []
+    for a, r in zip(arts, results):
+        n_ins = sum(s.label == "inserted" for s in r)
+        lines = [click.style(a.id, bold=True) + f"  ({len(r)} sentences, {n_ins} inserted)"]
+        for s in r:
+            text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in s.text).split())
+            if s.label == "inserted":
+                lines.append(click.style(f"  {s.score:.3f}  inserted   {text}", fg="yellow", bold=True))
+            else:
+                lines.append(f"  {s.score:.3f}  reporting  {text}")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def render(fmt: Format, arts: Sequence["RawArticle"], results: Sequence[Sequence["SentencePrediction"]]) -> str:
+    return {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[Format(fmt)](arts, results)
