@@ -20,6 +20,9 @@ from serving.defaults import DEFAULT_MODEL, RUNS
 LABELS = ("reporting", "inserted")
 METADATA = "metadata.json"
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# "pair": one input per sentence with its neighbours (serving/features.py); "article": one pass over
+# windows of the whole article (serving/windows.py). Bundles without the field are "pair".
+MODEL_TYPES = ("pair", "article")
 REQUIRED_KEYS = ("name", "labels", "max_length", "context_width", "threshold", "temperature",
                  "normalization", "backbone", "files")
 

@@ -13,10 +13,11 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.brackets import strip_brackets
-from serving.bundle import LABELS, MODEL_FILES, read_metadata
+from serving.bundle import LABELS, MODEL_FILES, MODEL_TYPES, read_metadata
 from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.segment import segment
+from serving.windows import ArticleEncoder, pad_windows
 
 
 @dataclass
@@ -88,13 +89,19 @@ class Predictor:
         self.batch_size = batch_size
         self.encoder = Encoder(load_tokenizer(self.bundle / "tokenizer.json"), self.meta["max_length"],
                                self.meta["context_width"], self.meta["normalization"])
+        # "pair" (a sentence with its neighbours, one input each) or "article" (serving/windows.py).
+        self.model_type = self.meta.get("model_type", "pair")
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"{self.bundle}: unknown model_type {self.model_type!r} (known: {MODEL_TYPES})")
+        self.windows = ArticleEncoder(self.encoder) if self.model_type == "article" else None
         self.threshold = float(self.meta["threshold"])
         self.temperature = float(self.meta.get("temperature", 1.0))
 
     @property
     def info(self) -> dict:
         return {"name": self.meta["name"], "version": self.meta.get("version", "0"), "threshold": self.threshold,
-                "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name")}
+                "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name"),
+                "model_type": self.model_type}
 
     def logits(self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None,
                deadline: float | None = None) -> np.ndarray:
@@ -131,6 +138,8 @@ class Predictor:
         in batches of its own, so its scores do not depend on the other articles of the call.
         deadline: see logits().
         """
+        if self.windows is not None:
+            return self._article_model_margins(articles, isolate, deadline)
         feats: list[Feature] = []
         owner: list[tuple[int, int]] = []
         groups: list[list[int]] = []
@@ -146,6 +155,30 @@ class Predictor:
             margins, windows = result[a]
             margins[k] = max(margins[k], float(m))  # a long sentence is as suspicious as its worst window
             windows[k] += 1
+        return result
+
+    def _article_model_margins(self, articles: Sequence[Sequence[str]], isolate: bool,
+                               deadline: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """article_margins for the article model: each sentence's margin comes from the window that
+        scores it (the highest over the pieces of a long sentence); window counts are piece counts.
+        Windows of one article are always batched on their own: `isolate` is accepted for the same
+        signature and has no other effect."""
+        encoded = [self.windows.encode_article(s) for s in articles]
+        batches = [(a, enc.windows[b : b + self.batch_size])
+                   for a, enc in enumerate(encoded) for b in range(0, len(enc.windows), self.batch_size)]
+        result = [(np.full(enc.n_sentences, -np.inf), np.zeros(enc.n_sentences, dtype=np.int64)) for enc in encoded]
+        for k, (a, windows) in enumerate(batches):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(k, len(batches))
+            feed = pad_windows(windows, self.encoder.pad_id)
+            logits = self.session.run(["logits"], {n: v for n, v in feed.items() if n in self.input_names})[0]
+            margins, counts = result[a]
+            for r, w in enumerate(windows):
+                for j, (unit, scored) in enumerate(zip(w.units, w.scored)):
+                    if scored:
+                        sent = encoded[a].unit_sentence[unit]
+                        margins[sent] = max(margins[sent], float(logits[r, j, 1] - logits[r, j, 0]))
+                        counts[sent] += 1
         return result
 
     def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True,

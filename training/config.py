@@ -7,7 +7,7 @@ declared. The run writes the resolved settings into run.json.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -25,6 +25,9 @@ class TrainConfig(BaseModel):
     dev_fraction: float = Field(0.2, ge=0, lt=1)
     output_dir: str = "runs/run"
     # Model input
+    model_type: Literal["pair", "article"] = Field(
+        "pair", description="pair: each sentence with its neighbours; article: one pass over windows of the "
+                            "article (max_length up to 512, context_width unused)")
     max_length: int = Field(128, ge=8, description="tokens for sentence + context")
     context_width: int = Field(1, ge=0, description="neighbouring sentences on each side (0: the sentence alone)")
     normalization: list[str] = Field(["whitespace", "punctuation"], description="steps of serving/normalize.py")

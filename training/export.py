@@ -18,6 +18,7 @@ import numpy as np
 from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
 from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
+from serving.windows import ArticleEncoder, pad_windows
 from training.data import load_articles
 from training.defaults import EXPORT_ATOL as ATOL
 from training.defaults import MAX_INT8_LABEL_CHANGE
@@ -28,40 +29,68 @@ class ParityError(RuntimeError):
     pass
 
 
-def _torch_logits(model, features: list[Feature], pad_id: int, batch_size: int = 32) -> np.ndarray:
+def _dev_batches(run_dir: Path, encoder: Encoder, model_type: str, limit: int = 2000,
+                 batch_size: int = 32) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Model inputs for up to `limit` dev sentences (or markers), in batches, each with a boolean mask of
+    the logits rows that are real (the article model's padding markers are not)."""
+    out = []
+    if model_type == "article":
+        windows = [w for a in load_articles([run_dir / "dev.jsonl"])
+                   for w in ArticleEncoder(encoder).encode_article([s.text for s in a.sentences]).windows]
+        taken, n = [], 0
+        for w in windows:
+            if n >= limit:
+                break
+            taken.append(w)
+            n += len(w.markers)
+        for b in range(0, len(taken), 8):
+            chunk = taken[b : b + 8]
+            feed = pad_windows(chunk, encoder.pad_id)
+            out.append((feed, np.arange(feed["marker_positions"].shape[1])[None, :]
+                        < np.array([len(w.markers) for w in chunk])[:, None]))
+        return out
+    feats = dev_features(run_dir, encoder, limit)
+    for b in range(0, len(feats), batch_size):
+        ids, mask, types = pad_batch(feats[b : b + batch_size], encoder.pad_id)
+        out.append(({"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, np.ones(len(ids), bool)))
+    return out
+
+
+def _torch_logits(model, batches) -> np.ndarray:
     import torch
 
     out = []
     with torch.no_grad():
-        for b in range(0, len(features), batch_size):
-            ids, mask, types = (torch.from_numpy(x) for x in pad_batch(features[b : b + batch_size], pad_id))
-            out.append(model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().numpy())
+        for feed, valid in batches:
+            logits = model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+            logits = logits["logits"] if isinstance(logits, dict) else logits.logits
+            out.append(logits.float().numpy()[valid])
     return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
 
-def _onnx_logits(path: Path, features: list[Feature], pad_id: int, batch_size: int = 32) -> np.ndarray:
+def _onnx_logits(path: Path, batches) -> np.ndarray:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = default_threads()
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    out = []
-    for b in range(0, len(features), batch_size):
-        ids, mask, types = pad_batch(features[b : b + batch_size], pad_id)
-        out.append(sess.run(["logits"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0])
+    out = [sess.run(["logits"], feed)[0][valid] for feed, valid in batches]
     return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
 
-def export_onnx(model, path: Path, opset: int = 17) -> None:
+def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) -> None:
     import torch
+
+    names = ["input_ids", "attention_mask", "token_type_ids"] + (["marker_positions"] if model_type == "article" else [])
 
     class Wrapper(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        def forward(self, *inputs):
+            out = self.m(**dict(zip(names, inputs)))
+            return out["logits"] if isinstance(out, dict) else out.logits
 
     # The TorchScript exporter (dynamo=False), kept on purpose although torch deprecates it: the dynamo
     # exporter reaches the same fp32 parity (e5-small, 1.2e-7 vs 1.3e-7 max |logit diff|) but its graph
@@ -73,12 +102,13 @@ def export_onnx(model, path: Path, opset: int = 17) -> None:
     mask = dummy.clone()
     mask[1, 10:] = 0
     axes = {0: "batch", 1: "sequence"}
-    torch.onnx.export(
-        Wrapper(model.eval()), (dummy, mask, torch.zeros_like(dummy)), str(path),
-        input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
-        dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}},
-        opset_version=opset, dynamo=False,
-    )
+    example = [dummy, mask, torch.zeros_like(dummy)]
+    dynamic = {"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}}
+    if model_type == "article":
+        example.append(torch.tensor([[0, 5, 9], [0, 4, 0]]))
+        dynamic.update(marker_positions={0: "batch", 1: "markers"}, logits={0: "batch", 1: "markers"})
+    torch.onnx.export(Wrapper(model.eval()), tuple(example), str(path), input_names=names,
+                      output_names=["logits"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
     model.eval()  # the exporter leaves the module in training mode (dropout on)
 
 
@@ -102,7 +132,8 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
            temperature: float = 1.0, int8: bool = True) -> Path:
     """Write a bundle for a finished run; returns its folder."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from training.article_model import load_model
 
     run_dir = Path(run_dir)
     run_file = run_dir / "run.json"
@@ -114,26 +145,26 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
     encoder = Encoder(load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"],
                       run["normalization"])
     torch.set_num_threads(default_threads())
+    model_type = cfg.get("model_type", "pair")
     # Eager attention traces into plain ONNX ops with the padding mask intact.
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", attn_implementation="eager",
-                                                               use_safetensors=True).eval()
-    feats = dev_features(run_dir, encoder)
-    if not feats:
+    model = load_model(run_dir / "model", model_type, attn_implementation="eager").eval()
+    batches = _dev_batches(run_dir, encoder, model_type)
+    if not batches:
         raise ValueError(f"{run_dir}/dev.jsonl has no sentences to check parity on")
 
     with atomic_dir(out) as tmp:
         t0 = time.time()
-        export_onnx(model, tmp / MODEL_FILES["fp32"])
-        ref = _torch_logits(model, feats, encoder.pad_id)
-        fp32 = _onnx_logits(tmp / MODEL_FILES["fp32"], feats, encoder.pad_id)
+        export_onnx(model, tmp / MODEL_FILES["fp32"], model_type)
+        ref = _torch_logits(model, batches)
+        fp32 = _onnx_logits(tmp / MODEL_FILES["fp32"], batches)
         max_diff = float(np.abs(ref - fp32).max())
         if max_diff > atol:
             raise ParityError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {atol:.0e}")
-        parity = {"sentences": len(feats), "fp32_max_abs_logit_diff": max_diff,
+        parity = {"sentences": len(ref), "fp32_max_abs_logit_diff": max_diff,
                   "fp32_label_agreement": float((ref.argmax(1) == fp32.argmax(1)).mean())}
         if int8:
             quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
-            q = _onnx_logits(tmp / MODEL_FILES["int8"], feats, encoder.pad_id)
+            q = _onnx_logits(tmp / MODEL_FILES["int8"], batches)
             agreement = float((ref.argmax(1) == q.argmax(1)).mean())
             parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()))
             if 1 - agreement > max_int8_label_change:
@@ -144,6 +175,7 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             "name": name or cfg["name"],
             "version": datetime.now(timezone.utc).strftime("%Y.%m.%d"),
             "labels": list(LABELS),
+            "model_type": model_type,
             "max_length": cfg["max_length"],
             "context_width": cfg["context_width"],
             "normalization": run["normalization"],

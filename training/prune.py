@@ -92,7 +92,8 @@ def prune_tokenizer(spec: dict, keep: list[int]) -> dict:
 def prune(run_dir: Path, out: Path, corpus: Path | None, extra: Iterable[Path] = ()) -> dict:
     """Write a pruned copy of a training run (model + tokenizer), ready for `mudraj export`."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from training.article_model import load_model
 
     run_dir, out = Path(run_dir), Path(out)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -101,7 +102,7 @@ def prune(run_dir: Path, out: Path, corpus: Path | None, extra: Iterable[Path] =
     specials = {a["id"] for a in spec.get("added_tokens", [])}
     always = {i for i, (piece, _) in enumerate(spec["model"]["vocab"]) if _ALWAYS.match(piece)}
     keep = sorted(used | specials | always | {spec["model"]["unk_id"]})
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True)
+    model = load_model(run_dir / "model", run["config"].get("model_type", "pair"))
     old = model.get_input_embeddings().weight.data
     if old.shape[0] < len(spec["model"]["vocab"]):
         raise ValueError(f"embedding matrix has {old.shape[0]} rows, tokenizer {len(spec['model']['vocab'])} pieces")

@@ -77,17 +77,26 @@ def weighted_loss(weight_inserted: float):
     weights = torch.tensor([1.0, float(weight_inserted)])
 
     def loss_fn(outputs, labels, num_items_in_batch=None):
-        logits = outputs["logits"]
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device),
-                                                 reduction="sum")
-        return loss / (num_items_in_batch if num_items_in_batch else labels.numel())
+        logits = outputs["logits"]  # [batch, 2], or [batch, markers, 2] for the article model
+        labels = labels.reshape(-1)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels,
+                                                 weight=weights.to(logits.device), reduction="sum",
+                                                 ignore_index=-100)
+        return loss / (num_items_in_batch if num_items_in_batch else (labels != -100).sum().clamp(min=1))
 
     return loss_fn
 
 
 def _compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
-    return inserted_metrics(np.asarray(labels), np.asarray(logits).argmax(-1))
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    keep = labels != -100  # article model: padding markers, and sentences scored by another window
+    return inserted_metrics(labels[keep], logits.argmax(-1)[keep])
+
+
+def _inserted(ds) -> int:
+    """Inserted labels in a dataset: one per row (pair model) or one per scored marker (article model)."""
+    return int(sum(x == 1 for row in ds["labels"] for x in (row if isinstance(row, list) else [row])))
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
@@ -141,16 +150,24 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
 
     backbone_dir = resolve_backbone(cfg.backbone)
     encoder = build_encoder(backbone_dir, cfg)
-    train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
-    dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
+    labels = {"num_labels": len(LABELS), "id2label": dict(enumerate(LABELS)),
+              "label2id": {l: i for i, l in enumerate(LABELS)},
+              "use_safetensors": True}  # never unpickle weights from a user folder
+    if cfg.model_type == "article":
+        from training.article_model import BertForArticleTagging, WindowCollator, check_backbone, featurize_windows
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        backbone_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={l: i for i, l in enumerate(LABELS)},
-        use_safetensors=True)  # never unpickle weights from a user folder
+        check_backbone(backbone_dir)
+        train_ds = Dataset.from_dict(featurize_windows(train_articles, encoder))
+        dev_ds = Dataset.from_dict(featurize_windows(dev_articles, encoder, scored_only=True))
+        model = BertForArticleTagging.from_pretrained(backbone_dir, **labels)
+        collator = WindowCollator(encoder.pad_id)
+    else:
+        train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
+        dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
+        model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, **labels)
+        collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(backbone_dir))
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
 
     args = TrainingArguments(
         output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed,
@@ -166,7 +183,7 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
     )
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+                      data_collator=collator, compute_metrics=_compute_metrics,
                       compute_loss_func=weighted_loss(cfg.class_weight_inserted) if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
     checkpoint = _last_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None:
@@ -191,9 +208,8 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         "normalization": list(encoder.normalization),
         "train_data_sha256": data_hash(train_articles),
         "dev_data_sha256": data_hash(dev_articles),
-        "train": {"articles": len(train_articles), "examples": len(train_ds),
-                  "inserted": int(sum(train_ds["labels"]))},
-        "dev": {"articles": len(dev_articles), "examples": len(dev_ds), "inserted": int(sum(dev_ds["labels"]))},
+        "train": {"articles": len(train_articles), "examples": len(train_ds), "inserted": _inserted(train_ds)},
+        "dev": {"articles": len(dev_articles), "examples": len(dev_ds), "inserted": _inserted(dev_ds)},
         "steps": result.global_step,
         "train_seconds": round(elapsed, 2),
         "seconds_per_step": round(elapsed / steps, 4),

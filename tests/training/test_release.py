@@ -24,12 +24,14 @@ def _corpus_dir(tmp_path):
     return out
 
 
-def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path):
+@pytest.mark.parametrize("model_type", ["pair", "article"])
+def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, model_type):
     from training.release import release
     from training.train import train
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                                 ["backbone=tiny-unigram", "max_steps=6", f"output_dir={tmp_path / 'run'}"]),
+                                 ["backbone=tiny-unigram", "max_steps=6", f"output_dir={tmp_path / 'run'}",
+                                  f"model_type={model_type}"]),
                 config_file=REPO / "configs" / "tiny.yaml")
     out = tmp_path / "mudraj-tiny-release"
     r = release(run, out, corpus=None, corpus_dir=_corpus_dir(tmp_path), reports=tmp_path / "reports",
@@ -37,6 +39,7 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path):
 
     meta = read_metadata(out, verify=True)
     assert set(meta["files"]) == {"model.int8.onnx", "tokenizer.json", "reference_dev_scores.json"}
+    assert meta["model_type"] == model_type and f"model type: {model_type}" in (out / "README.md").read_text().lower()
     assert meta["name"] == out.name and meta["pruning"]["vocab_after"] < meta["pruning"]["vocab_before"]
     assert meta["pruning"]["dev_max_abs_score_diff"] <= meta["pruning"]["tolerance"]
     # Calibrated on the dev split (threshold and temperature stored), then evaluated read-only on test.

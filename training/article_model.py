@@ -1,0 +1,100 @@
+"""The article model in PyTorch: a BERT encoder over windows of a whole article (serving/windows.py),
+one vector per sentence read at its marker token, and a linear head that labels every sentence.
+
+It is a transformers PreTrainedModel, so Trainer checkpoints it, `save_pretrained` writes it and
+`from_pretrained` loads a backbone's BERT weights into it (the head starts new). Its ONNX graph takes
+input_ids, attention_mask, token_type_ids [batch, tokens] and marker_positions [batch, markers] and
+returns logits [batch, markers, 2].
+
+`load_model` is the one way export, prune and the benchmarks load a run's model, whatever its type.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, BertModel, BertPreTrainedModel
+
+IGNORE = -100  # label of a marker that does not count (padding; in dev, a sentence scored by another window)
+
+
+class BertForArticleTagging(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = torch.nn.Dropout(config.classifier_dropout or config.hidden_dropout_prob)
+        self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, marker_positions=None,
+                labels=None, **kwargs):
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids).last_hidden_state  # [B, T, H]
+        index = marker_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # [B, S, H]
+        logits = self.classifier(self.dropout(torch.gather(hidden, 1, index)))  # [B, S, 2]
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE)
+        return out
+
+
+def check_backbone(path: Path) -> None:
+    import json
+
+    kind = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if kind != "bert":
+        raise ValueError(f"the article model is built on BERT encoders; {path} is a {kind!r} model")
+
+
+def load_model(model_dir: Path, model_type: str, **kwargs):
+    """A run's fine-tuned model (run_dir/model) for either model type, from safetensors only."""
+    kwargs.setdefault("use_safetensors", True)  # never unpickle weights from a user folder
+    if model_type == "article":
+        return BertForArticleTagging.from_pretrained(model_dir, **kwargs)
+    if model_type == "pair":
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, **kwargs)
+    raise ValueError(f"unknown model_type {model_type!r}")
+
+
+def featurize_windows(articles, encoder, scored_only: bool = False) -> dict[str, list]:
+    """Trainer columns for the article model, one row per window. Every marker is labelled with its
+    sentence's label; scored_only (dev) keeps only the window that scores each sentence at inference,
+    so dev metrics count every sentence once, as `mudraj evaluate` does."""
+    from serving.windows import ArticleEncoder
+
+    windows = ArticleEncoder(encoder)
+    cols: dict[str, list] = {"input_ids": [], "marker_positions": [], "labels": [], "length": []}
+    for a in articles:
+        enc = windows.encode_article([s.text for s in a.sentences])
+        for w in enc.windows:
+            labels = [a.sentences[enc.unit_sentence[u]].label if (ok or not scored_only) else IGNORE
+                      for u, ok in zip(w.units, w.scored)]
+            cols["input_ids"].append(w.input_ids)
+            cols["marker_positions"].append(w.markers)
+            cols["labels"].append(labels)
+            cols["length"].append(len(w.input_ids))
+    return cols
+
+
+class WindowCollator:
+    """Pads a list of window rows into the model's tensors (labels of padding markers: IGNORE)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        n = max(len(r["marker_positions"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        markers = torch.zeros((len(rows), n), dtype=torch.long)
+        labels = torch.full((len(rows), n), IGNORE, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+            mask[i, : len(r["input_ids"])] = 1
+            markers[i, : len(r["marker_positions"])] = torch.tensor(r["marker_positions"])
+            labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
+                "marker_positions": markers, "labels": labels}
