@@ -7,9 +7,11 @@ token (the tokenizer's classification token) whose output vector is that sentenc
     [CLS] s1 [CLS] s2 [CLS] s3 ... [SEP]
 
 An article longer than `max_length` tokens is cut into windows at sentence boundaries. Consecutive
-windows overlap by about half a window and always by at least one sentence, and each sentence is
-scored from the one window where it has the most context on both sides (the larger of the two
-smaller sides, in tokens). A sentence longer than `piece_budget` tokens is cut into pieces, each
+windows share two sentences, and each sentence is scored from the one window where it has the most
+context on both sides (the larger of the two smaller sides, in tokens): the last sentence of a
+window but one, and the second of the next, so every sentence but the article's first and last
+sees at least one whole sentence on each side (the pair model's context), most of them many more.
+A wider overlap would give edge sentences more context at the price of encoding more tokens twice. A sentence longer than `piece_budget` tokens is cut into pieces, each
 with its own marker; the predictor keeps the highest piece score, as the pair model does with its
 windows, so nothing is truncated silently.
 
@@ -84,13 +86,8 @@ class ArticleEncoder:
             spans.append((start, end))
             if end >= len(sizes):
                 return spans
-            # Next window starts at the first unit past the middle of this one, but keeps at least one
-            # unit of overlap and always moves on.
-            half, acc, nxt = used // 2, 0, start
-            while nxt < end and acc + 1 + sizes[nxt] <= half:
-                acc += 1 + sizes[nxt]
-                nxt += 1
-            start = min(max(nxt, start + 1), end - 1)
+            # Two units of overlap; a window of two units (long pieces) still moves on by one.
+            start = max(end - 2, start + 1)
 
     def _windows(self, units: list[list[int]]) -> list[Window]:
         if not units:

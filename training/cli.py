@@ -376,7 +376,7 @@ def release(run_dir: Path = typer.Argument(..., help="a finished training run"),
 
 @app.command()
 def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudraj corpus build`")):
-    """Shortcut audit: dev ROC-AUC of a formatting-only classifier, before and after normalisation."""
+    """Shortcut audit: ROC-AUC of a formatting-only classifier, before and after normalisation, and per source."""
     from training.audit import audit as run_audit
 
     typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))

@@ -55,5 +55,7 @@ def test_audit_reports_each_source_on_its_own(tmp_path):
         (both / f"{split}.records.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     r = audit(both, settings={"raw": []})
     # Each source's row is that source on its own: the quirky one is found, the clean one is at chance.
-    assert r["quirks, baly2018 only: raw"]["dev_roc_auc"] > 0.95
-    assert abs(r["quirks, armpro only: raw"]["dev_roc_auc"] - 0.5) <= 0.1
+    # Scored out of fold over train+dev (article-grouped folds), every sentence counted once.
+    assert r["quirks, baly2018 only: raw"]["cv_roc_auc"] > 0.95
+    assert abs(r["quirks, armpro only: raw"]["cv_roc_auc"] - 0.5) <= 0.1
+    assert r["quirks, armpro only: raw"]["sentences"] == 600 and r["quirks, armpro only: raw"]["inserted"] == 200
