@@ -17,6 +17,7 @@ import typer
 from serving.defaults import DEFAULT_MODEL
 from serving.output import Format, render
 from training import defaults as D  # light: paths and numbers only
+from training.transfer import command as _transfer_command  # light: typer and defaults only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Mudraj: find commentary inserted into Arabic news articles, sentence by sentence.")
@@ -380,6 +381,9 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
     from training.audit import audit as run_audit
 
     typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))
+
+
+app.command("transfer")(_transfer_command)
 
 
 def main() -> None:

@@ -69,5 +69,10 @@ def breakdown(labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequenc
                "recall": float(pr[y == 1].mean()) if y.any() else None}
         if false_alarms:
             row["false_alarm_rate"] = float(pr[y == 0].mean()) if (y == 0).any() else None
+            if y.any() and (y == 0).any():  # a group with both classes (a source, a genre): F1 too
+                flagged = int(pr.sum())
+                row["precision"] = float((pr & (y == 1)).sum() / flagged) if flagged else 0.0
+                row["f1"] = float(2 * row["precision"] * row["recall"] / (row["precision"] + row["recall"])
+                                  if row["precision"] + row["recall"] else 0.0)
         out[g] = row
     return out

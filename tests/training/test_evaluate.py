@@ -53,8 +53,12 @@ def test_temperature_scaling_recovers_a_known_temperature():
 def test_breakdown_per_group_skips_sentences_without_one():
     labels, probs = np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.8, 0.1, 0.2, 0.9])
     rows = breakdown(labels, probs, 0.5, ["a", "a", "b", "b", None])
-    assert rows == {"a": {"sentences": 2, "inserted": 1, "recall": 1.0, "false_alarm_rate": 1.0},
-                    "b": {"sentences": 2, "inserted": 1, "recall": 0.0, "false_alarm_rate": 0.0}}
+    assert rows == {"a": {"sentences": 2, "inserted": 1, "recall": 1.0, "false_alarm_rate": 1.0,
+                          "precision": 0.5, "f1": pytest.approx(2 / 3)},
+                    "b": {"sentences": 2, "inserted": 1, "recall": 0.0, "false_alarm_rate": 0.0,
+                          "precision": 0.0, "f1": 0.0}}
+    only_inserted = breakdown(np.array([1, 1]), np.array([0.9, 0.1]), 0.5, ["c", "c"])["c"]
+    assert only_inserted["recall"] == 0.5 and "f1" not in only_inserted  # F1 needs both classes
     assert "false_alarm_rate" not in breakdown(labels, probs, 0.5, ["k"] * 5, false_alarms=False)["k"]
 
 

@@ -1,0 +1,37 @@
+"""The leave-one-source-out command: its test articles are one source's share of the ordinary test
+split, and its table puts each held-out source next to the models trained with every source."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+from training.transfer import source_split, table
+
+
+def test_source_split_keeps_one_sources_articles_only(tmp_path):
+    rows = [{"id": f"a{i}", "text": "[قال الوزير إن العمل مستمر.]", "source": src}
+            for i, src in enumerate(["armpro", "baly2018", "armpro", "saudinewsnet"])]
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = source_split(test, "armpro", tmp_path / "armpro.jsonl")
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["a0", "a2"]
+    with pytest.raises(ValueError, match="no article from source 'akec'"):
+        source_split(test, "akec", tmp_path / "none.jsonl")
+
+
+def test_table_compares_each_held_out_source_on_the_same_cells():
+    row = {"source": "armpro", "train_articles": 1622, "steps": 250,
+           "test": {"sentences": 426, "inserted": 91, "f1": 0.5, "precision": 0.6, "recall": 0.43,
+                    "false_alarm_rate": 0.02}}
+    full = {"per_source": {"armpro": {"f1": 0.7, "precision": 0.8, "recall": 0.62, "false_alarm_rate": 0.01}}}
+    lines = table([row], {"all sources": full}).splitlines()
+    assert lines[2].startswith("| armpro | 426 | 91 | trained without it (1622 articles, 250 steps) | 0.500 | 0.600")
+    assert lines[3] == "| | | | all sources | 0.700 | 0.800 | 0.620 | 0.010 |"
+
+
+def test_unknown_source_and_bad_against_are_refused():
+    res = CliRunner().invoke(app, ["transfer", "--source", "bbc"])
+    assert res.exit_code == 2 and "unknown source" in res.output
+    res = CliRunner().invoke(app, ["transfer", "--against", "nothing-here"])
+    assert res.exit_code == 2 and "NAME=path/to/report.json" in res.output

@@ -1,0 +1,118 @@
+"""Leave-one-source-out: train on two host sources, test on the third, for each source.
+
+    mudraj transfer --config configs/e5-small.yaml --max-steps 300 \
+        --against all-sources=reports/e5-small/test/report.json
+
+For each source S: build the corpus without S (`mudraj corpus build --hold-out-source S`, into
+build/loso-S, unless it is there), train the config on it (runs/<name>-loso-S; an interrupted run
+resumes), export, calibrate on its dev split, and evaluate on the articles of S in the ordinary
+test split. Those are the same articles the per-source rows of an ordinary test report count, so
+each model trained with all sources (`--against NAME=report.json`) is compared on the same cells.
+Writes reports/transfer/S/ (one evaluation report each), transfer.json and README.md, the table.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from training import defaults as D
+
+METRICS = ("f1", "precision", "recall", "false_alarm_rate")
+
+
+def source_split(test: Path, source: str, out: Path) -> Path:
+    """The articles of one source in a corpus split (JSON lines), written to `out`."""
+    from serving.inputs import read_jsonl
+    from training.io import atomic_write_jsonl
+
+    rows = [r for _, r in read_jsonl(test) if r.get("source") == source]
+    if not rows:
+        raise ValueError(f"{test} has no article from source {source!r}")
+    atomic_write_jsonl(out, rows)
+    return out
+
+
+def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data: Path, test: Path,
+                  reports: Path, runs: Path) -> dict:
+    """One row of the table: train without `source`, evaluate on its test articles; returns the report."""
+    from training.calibrate import calibrate
+    from training.config import TrainConfig
+    from training.corpus import build
+    from training.evaluate import evaluate
+    from training.export import export
+    from training.train import train
+
+    corpus = D.REPO / "build" / f"loso-{source}"
+    if not (corpus / "train.jsonl").is_file():
+        build(data, corpora, corpus, hold_out_source=source)
+    cfg = TrainConfig.load(config)
+    name = f"{cfg.name}-loso-{source}"
+    run = runs / name
+    sets = [f"name={name}", f"output_dir={run}", f"train_data=[{corpus / 'train.jsonl'}]",
+            f"dev_data=[{corpus / 'dev.jsonl'}]"] + ([f"max_steps={max_steps}"] if max_steps > 0 else [])
+    if not (run / "run.json").is_file():
+        train(TrainConfig.load(config, sets), resume=(run / "checkpoints").is_dir(), config_file=config)
+    bundle = run / "bundle"
+    if not (bundle / "metadata.json").is_file():
+        export(run, bundle)
+        calibrate(bundle, [corpus / "dev.jsonl"])
+    held_out = source_split(test, source, D.REPO / "build" / "transfer" / f"test-{source}.jsonl")
+    report = evaluate(bundle, [held_out], reports / source, redact="reporting")
+    run_json = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    return {"source": source, "train_articles": run_json["train"]["articles"], "steps": run_json["steps"],
+            "train_seconds": run_json["train_seconds"], "test": report["test"],
+            "per_voice": report.get("per_voice"), "hard_negatives": report.get("hard_negatives")}
+
+
+def table(rows: list[dict], against: dict[str, dict]) -> str:
+    """The markdown table: each held-out source, the model trained without it, then the models given."""
+    from training.report import cell
+
+    head = ["held-out source", "sentences", "inserted", "model", *METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        t = r["test"]
+        lines.append(f"| {r['source']} | {t['sentences']} | {t['inserted']} | trained without it "
+                     f"({r['train_articles']} articles, {r['steps']} steps) | "
+                     + " | ".join(cell(t[m]) for m in METRICS) + " |")
+        for name, report in against.items():
+            s = (report.get("per_source") or {}).get(r["source"])
+            if s:
+                lines.append(f"| | | | {name} | " + " | ".join(cell(s.get(m)) for m in METRICS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def command(config: Path = typer.Option(D.REPO / "configs" / "e5-small.yaml", "--config", "-c"),
+            max_steps: int = typer.Option(0, help="cap each training run (0: the config's epochs); "
+                                                  "a CPU budget, stated in the table"),
+            sources: Optional[List[str]] = typer.Option(None, "--source", help="only these (default: every source)"),
+            against: Optional[List[str]] = typer.Option(None, help="NAME=report.json of a model trained on all "
+                                                                   "sources, compared on the same articles"),
+            corpora: Path = typer.Option(D.CORPORA, help="the host corpora"),
+            test: Path = typer.Option(D.CORPUS_DIR / "test.jsonl", help="the ordinary test split"),
+            out: Path = typer.Option(D.REPORTS / "transfer", help="report folder"),
+            runs: Path = typer.Option(D.REPO / "runs", help="where the runs go")):
+    """Leave-one-source-out: train without each host source, test on it (see training/transfer.py)."""
+    from training.io import atomic_write_json, atomic_write_text
+    from training.sources import READERS as SOURCES
+
+    chosen = sources or sorted(SOURCES)
+    unknown = sorted(set(chosen) - set(SOURCES))
+    if unknown:
+        raise typer.BadParameter(f"unknown source(s) {unknown}; known: {sorted(SOURCES)}", param_hint="--source")
+    given = {}
+    for item in against or []:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise typer.BadParameter(f"{item!r}: expected NAME=path/to/report.json", param_hint="--against")
+        given[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for source in chosen:
+        rows.append(leave_one_out(config, source, max_steps, corpora, D.DATA, test, out, runs))
+        atomic_write_text(out / "README.md", "# Leave one source out\n\n" + table(rows, given))
+        atomic_write_json(out / "transfer.json", rows)
+    typer.echo(table(rows, given))
