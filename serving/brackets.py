@@ -67,3 +67,20 @@ def decode_utf8(raw: bytes, source: str) -> str:
     if "\x00" in text:
         raise FormatError(source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text")
     return text
+
+
+def source_and_published(text: str, source: str = "<text>") -> tuple[str, str, list[tuple[int, int]]]:
+    """A labelled article as the pair compare mode takes: (the text without its bracketed sentences,
+    the text without brackets, the bracketed spans in the latter). Each removed sentence takes one
+    neighbouring space with it, so the source reads as the host did before anything was inserted."""
+    published, spans = strip_brackets(text, source)
+    pieces, at = [], 0
+    for s, e in spans:
+        if s > at and published[s - 1] == " ":
+            s -= 1
+        elif e < len(published) and published[e] == " ":
+            e += 1
+        pieces.append(published[at:s])
+        at = e
+    pieces.append(published[at:])
+    return "".join(pieces), published, spans

@@ -57,3 +57,36 @@ def _as_table(arts, results) -> str:
 
 def render(fmt: Format, arts: Sequence["RawArticle"], results: Sequence[Sequence["SentencePrediction"]]) -> str:
     return {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[Format(fmt)](arts, results)
+
+
+def render_compare(fmt: Format, rows, source_name: str, published_name: str) -> str:
+    """`mudraj compare` output: JSONL (one record: the published sentences, the dropped ones, counts)
+    or a table (one line per published sentence: status, similarity, the model's score, the sentence;
+    edited sentences with their changes under them; then the dropped source sentences)."""
+    from serving.compare import summary
+
+    if Format(fmt) is Format.jsonl:
+        return json.dumps({"source": source_name, "published": published_name, "summary": summary(rows),
+                           "sentences": [r.as_dict() for r in rows if r.published is not None],
+                           "dropped": [r.as_dict()["source"] for r in rows if r.published is None]},
+                          ensure_ascii=False) + "\n"
+    if Format(fmt) is not Format.table:
+        raise ValueError(f"compare writes jsonl or table, not {fmt}")
+    flat = lambda t: " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in t).split())  # noqa: E731
+    counts = summary(rows)
+    lines = [click.style(f"{published_name} against {source_name}", bold=True) + "  ("
+             + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"]
+    colour = {"added": "yellow", "edited": "cyan"}
+    for r in rows:
+        if r.published is None:
+            continue
+        model = f"{r.score:.3f} {r.label:<9}" if r.score is not None else ""
+        line = f"  {r.status:<7} {r.similarity:5.1f}  {model} {flat(r.published.text)}"
+        lines.append(click.style(line, fg=colour[r.status], bold=r.status == "added") if r.status in colour else line)
+        for c in r.changes:
+            lines.append(f"            {c.op:<7} -{flat(c.source_text) or '∅'}  +{flat(c.published_text) or '∅'}")
+    dropped = [r for r in rows if r.published is None]
+    if dropped:
+        lines.append(click.style("  dropped from the source:", bold=True))
+        lines += [f"  dropped        {flat(r.source.text)}" for r in dropped]
+    return "\n".join(lines) + "\n"

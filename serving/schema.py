@@ -218,6 +218,18 @@ class SentencesInput(_Strict):
         return self
 
 
+class CompareInput(_Strict):
+    model_config = ConfigDict(title="CompareInput")
+    source: ArticleText
+    published: ArticleText
+    threshold: Threshold = None
+
+    @model_validator(mode="after")
+    def _size(self) -> "CompareInput":
+        _check_request_chars([self.source, self.published])
+        return self
+
+
 class ModelCardInput(_Strict):
     model_config = ConfigDict(title="ModelCardInput")
 

@@ -5,6 +5,7 @@ Endpoints (JSON in, JSON out; see serving/README.md and /docs.json):
     POST /classify            {"text", "threshold"?}               one article
     POST /classify_batch      {"articles": [{"id", "text"}], ...}   several articles
     POST /classify_sentences  {"sentences": [str]}                  pre-split sentences, adaptive batching
+    POST /compare             {"source", "published", "threshold"?} a published text against its source
     POST /model_card          {}                                    the bundle's metadata
     GET  /model_card                                                the same, for browsers and curl
     GET  /ui/                                                       the web page (serving/static/)
@@ -49,8 +50,8 @@ from serving.defaults import default_threads
 from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, deadline_response, docs_page,
                           error_response, quiet_client_errors, request_deadline)
 from serving.schema import (MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
-                            METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, ModelCardInput, SentencesInput,
-                            env_int)
+                            METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
+                            SentencesInput, env_int)
 from serving.inputs import without_bom
 from serving.predictor import DeadlineExceeded, Predictor, decide
 
@@ -59,7 +60,7 @@ logger = logging.getLogger("bentoml.mudraj")
 STATIC = Path(__file__).resolve().parent / "static"
 WORKERS = env_int("MUDRAJ_WORKERS", 1)  # processes, each with its own ONNX session
 THREADS = default_threads(WORKERS)  # MUDRAJ_THREADS: ONNX Runtime threads per worker
-INFERENCE = ("/classify", "/classify_batch", "/classify_sentences")
+INFERENCE = ("/classify", "/classify_batch", "/classify_sentences", "/compare")
 
 quiet_client_errors()
 
@@ -117,6 +118,45 @@ class BatchResponse(BaseModel):
 class SentenceScore(BaseModel):
     score: float = Field(description="Calibrated probability that the sentence is inserted")
     label: str = Field(description="'inserted' or 'reporting' at the model's default threshold")
+
+
+class TextSpan(BaseModel):
+    start: int = Field(description="Offset of the first character in its text")
+    end: int = Field(description="Offset just past the last character")
+    text: str
+
+
+class Change(BaseModel):
+    op: str = Field(description="'replace', 'insert' (only in the published text) or 'delete' (only in the source)")
+    published: list[int] = Field(description="[start, end) in the published text (empty for a delete)")
+    source: list[int] = Field(description="[start, end) in the source text (empty for an insert)")
+    published_text: str
+    source_text: str
+
+
+class ComparedSentence(BaseModel):
+    start: int = Field(description="Offset of the sentence in the published text")
+    end: int
+    text: str
+    status: str = Field(description="'kept' (as in the source), 'edited' (a source sentence, changed) or "
+                                    "'added' (in no source sentence)", examples=["added"])
+    similarity: float = Field(description="0-100 similarity to its source sentence (100: the same once "
+                                          "normalised; 0 for added)")
+    source: Optional[TextSpan] = Field(default=None, description="The source sentence it matches, if any")
+    changes: list[Change] = Field(default=[], description="Character-level differences, for edited sentences")
+    label: str = Field(description="The model's label for the sentence, at the threshold")
+    score: float = Field(description="The model's calibrated probability that the sentence is inserted")
+
+
+class CompareResponse(BaseModel):
+    model: ModelInfo
+    threshold: float
+    published: list[ComparedSentence] = Field(description="The published text's sentences in order")
+    dropped: list[TextSpan] = Field(description="Source sentences that no published sentence matches")
+    summary: dict[str, int] = Field(description="How many sentences are kept, edited, added and dropped")
+    source_text: Optional[str] = Field(default=None, description="As in /classify: the source text the offsets "
+                                                                 "refer to, if not the one sent")
+    published_text: Optional[str] = Field(default=None, description="The same for the published text")
 
 
 # ---------------------------------------------------------------- the web page, the docs page, GET /model_card
@@ -237,6 +277,32 @@ class Mudraj:
             label, score = decide(scores[0], thr)
             out.append(SentenceScore(score=score, label=label))
         return out
+
+    @bentoml.api(input_spec=CompareInput)
+    def compare(self, source: str, published: str, threshold: Optional[float] = None) -> CompareResponse:
+        """Compare a published text with its source (e.g. the agency's original): every published sentence
+        is kept, edited (with its changes) or added, with the model's score; unmatched source sentences
+        are dropped. Offsets refer to each text (less a byte-order mark and [ ] brackets)."""
+        from serving.compare import comparable, compare, summary
+
+        thr = self._threshold(threshold)
+        src, pub = comparable(source), comparable(published)
+        try:
+            rows = compare(src, pub, self.predictor, thr, deadline=request_deadline())
+        except DeadlineExceeded as err:
+            return self._stopped("/compare", err)
+        sentences = []
+        for r in rows:
+            if r.published is None:
+                continue
+            d = r.as_dict()
+            sentences.append(ComparedSentence(**d.pop("published"), **{k: v for k, v in d.items() if k != "text"}))
+        return CompareResponse(
+            model=self.model_info, threshold=thr, published=sentences,
+            dropped=[TextSpan(start=r.source.start, end=r.source.end, text=r.source.text)
+                     for r in rows if r.published is None],
+            summary=summary(rows), source_text=src if src != source else None,
+            published_text=pub if pub != published else None)
 
     @bentoml.api(input_spec=ModelCardInput)
     async def model_card(self) -> dict[str, Any]:

@@ -30,3 +30,15 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     from training.export import export
 
     return export(tiny_run, tmp_path_factory.mktemp("bundles") / "mudraj-tiny")
+
+
+@pytest.fixture(scope="session")
+def built_corpus(tmp_path_factory) -> Path:
+    """The real corpus (`mudraj corpus build`) from ../shared, built once per session."""
+    from tests._paths import need_corpus
+    from training.corpus import build
+
+    corpus = need_corpus()
+    out = tmp_path_factory.mktemp("corpus")
+    build(REPO / "data", corpus.parent, out)
+    return out

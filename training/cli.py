@@ -17,6 +17,7 @@ import typer
 from serving.defaults import DEFAULT_MODEL
 from serving.output import Format, render
 from training import defaults as D  # light: paths and numbers only
+from training.compare_cli import command as _compare_command  # light: typer only
 from training.transfer import command as _transfer_command  # light: typer and defaults only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -384,6 +385,7 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
 
 
 app.command("transfer")(_transfer_command)
+app.command("compare")(_compare_command)
 
 
 def main() -> None:

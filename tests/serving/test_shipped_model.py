@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tests._paths import CORPUS, REPO, need_corpus, need_example
+from tests._paths import REPO, need_example
 from serving.brackets import strip_brackets
 from serving.bundle import read_metadata
 from serving.predictor import Predictor, sigmoid
@@ -39,13 +39,11 @@ def _int8_dot_product_without_saturation() -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
-def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, tmp_path):
+def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, built_corpus):
     """Rebuild the dev split from the corpus and compare with the full model's recorded scores."""
-    need_corpus()
-    from training.corpus import build
     from training.data import load_articles
 
-    build(REPO / "data", CORPUS.parent, tmp_path)
+    tmp_path = built_corpus
     ref = json.loads((BUNDLE / "reference_dev_scores.json").read_text())
     # The dev articles the bundle was released on (the corpus may have grown since: new hosts are compared
     # at the next release, not here); each must come out of today's builder exactly as it was.
