@@ -235,6 +235,32 @@
     }
   }
 
+  // For compare.js: the same error wording and the same server-message reading.
+  window.Mudraj = { explain, serverMessage, bringIntoView };
+
+  // Tabs: classify one article, or compare a published text with its source.
+  const tabs = ["classify", "compare"].map((name) => ({ tab: $(`tab-${name}`), panel: $(`panel-${name}`) }));
+  function select(which) {
+    for (const t of tabs) {
+      const on = t === which;
+      t.tab.setAttribute("aria-selected", String(on));
+      t.tab.tabIndex = on ? 0 : -1;
+      t.panel.hidden = !on;
+    }
+    document.body.dataset.tab = which.tab.id.replace("tab-", "");
+  }
+  tabs.forEach((t, i) => {
+    t.tab.addEventListener("click", () => select(t));
+    t.tab.addEventListener("keydown", (e) => {  // arrow keys move between tabs (right-to-left page)
+      const step = e.key === "ArrowLeft" ? 1 : e.key === "ArrowRight" ? -1 : 0;
+      if (!step) return;
+      const next = tabs[(i + step + tabs.length) % tabs.length];
+      select(next);
+      next.tab.focus();
+    });
+  });
+  if (location.hash === "#compare") select(tabs[1]);
+
   slider.addEventListener("input", () => { showThreshold(); recolour(); });
   classify.addEventListener("click", run);
   sample.addEventListener("click", loadSample);

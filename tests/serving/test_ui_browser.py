@@ -427,3 +427,75 @@ def test_ui_phone_scores_without_hover(server, browser):
         assert d.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]
         wait_for(d, lambda d: 0 <= output_top(d) <= PHONE["height"] / 4, "never scrolled to the result")
         save_screenshot(d, "ui-phone.png")
+
+
+# ---------------------------------------------------------------- the compare tab
+
+SAMPLE_SOURCE = REPO / "serving" / "static" / "sample-source.txt"
+
+
+def compare_on_page(d) -> None:
+    d.find_element("id", "compare").click()
+    wait_for(d, lambda d: d.find_element("id", "cmp-published-view").get_attribute("data-state") in ("done", "error"),
+             "compare never finished")
+
+
+def compared(d) -> dict:
+    return d.execute_script(
+        """const side = (id) => Array.from(document.querySelectorAll('#' + id + ' .cmp')).map(el => ({
+               text: el.textContent, status: el.dataset.status, score: el.dataset.score ? Number(el.dataset.score) : null,
+               marked: Array.from(el.querySelectorAll('ins, del')).map(m => m.textContent),
+               pct: getComputedStyle(el, '::after').content}));
+           const box = (id) => document.getElementById(id).getBoundingClientRect();
+           return {published: side('cmp-published-view'), source: side('cmp-source-view'),
+                   dropped: Array.from(document.querySelectorAll('#cmp-dropped li')).map(li => li.textContent),
+                   droppedShown: !document.getElementById('cmp-dropped').hidden,
+                   counts: Object.assign({}, document.getElementById('cmp-counts').dataset),
+                   pubBox: box('cmp-published-view'), srcBox: box('cmp-source-view'),
+                   pageWidth: document.documentElement.scrollWidth};""")
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_ui_compare_tab(server, browser, size):
+    d = browser
+    with (phone(d) if size == "phone" else contextlib.nullcontext(d)):
+        open_page(d, server)
+        assert d.find_element("id", "panel-compare").get_attribute("hidden") is not None
+        d.find_element("id", "tab-compare").click()
+        assert d.find_element("id", "panel-classify").get_attribute("hidden") is not None
+        assert d.find_element("id", "tab-compare").get_attribute("aria-selected") == "true"
+        d.find_element("id", "cmp-sample").click()
+        wait_for(d, lambda d: d.find_element("id", "cmp-published").get_attribute("value").strip() != "", "no sample")
+        src, pub = SAMPLE_SOURCE.read_text(encoding="utf-8").strip(), SAMPLE.read_text(encoding="utf-8").strip()
+        assert d.find_element("id", "cmp-source").get_attribute("value") == src
+        compare_on_page(d)
+        got = compared(d)
+        api = requests.post(server.url + "/compare", json={"source": src, "published": pub}, timeout=30).json()
+        # The page shows what the API says: statuses, the model's scores, the summary.
+        assert [(s["text"], s["status"], s["score"]) for s in got["published"]] == \
+            [(s["text"], s["status"], s["score"]) for s in api["published"]]
+        assert {k: int(got["counts"][k]) for k in api["summary"]} == api["summary"] == \
+            {"kept": 5, "edited": 1, "added": 2, "dropped": 1}
+        assert all(s["pct"] == f'"{round(s["score"] * 100)}٪"' for s in got["published"])
+        # Edited: the changed characters marked on both sides; dropped: struck out in the source and listed.
+        (edited,) = [s for s in got["published"] if s["status"] == "edited"]
+        (twin,) = [s for s in got["source"] if s["status"] == "edited"]
+        assert edited["marked"] and twin["marked"]
+        assert got["droppedShown"] and got["dropped"] == [api["dropped"][0]["text"]]
+        assert [s["status"] for s in got["source"]].count("dropped") == 1
+        # Both texts come back whole: the sentences and what lies between them.
+        assert d.find_element("id", "cmp-published-view").get_attribute("textContent") == pub
+        assert d.find_element("id", "cmp-source-view").get_attribute("textContent") == src
+        assert got["pageWidth"] <= d.execute_script("return innerWidth")  # nothing sticks out sideways
+        if size == "phone":  # one above the other
+            assert got["srcBox"]["top"] >= got["pubBox"]["bottom"] - 1
+        else:  # side by side, the published text first (on the right, in a right-to-left page)
+            assert got["pubBox"]["left"] > got["srcBox"]["left"] and abs(got["pubBox"]["top"] - got["srcBox"]["top"]) < 2
+            ARTIFACTS.mkdir(exist_ok=True)
+            d.save_screenshot(str(ARTIFACTS / "ui-compare.png"))
+
+        # A bad side is named in the error.
+        d.execute_script("document.getElementById('cmp-source').value = '   ';")
+        compare_on_page(d)
+        error = d.find_element("id", "cmp-error")
+        assert error.get_attribute("data-code") == "empty" and "النص الأصلي" in error.text
