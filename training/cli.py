@@ -334,13 +334,16 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
                                                               "there (with --train); the bundle is not changed"),
              out: Path = typer.Option(D.REPORTS / "latest", "--out", "-o", help="report folder"),
              precision: str = typer.Option("auto", help="int8, fp32 or auto"),
-             redact: str = typer.Option("none", help="none | reporting | all: keep sentence text out of the report")):
+             redact: str = typer.Option("none", help="none | reporting | all: keep sentence text out of the report"),
+             compare: bool = typer.Option(False, "--compare", help="labels from aligning published texts with their "
+                                          "sources (JSONL source/published pairs, or bracketed articles)")):
     """Score held-out articles through the serving predictor, with the threshold and temperature stored in
     the bundle (`mudraj calibrate`); write report.md/json and figures. The bundle is only read."""
     from training.evaluate import evaluate as run_eval
 
     bundle = _bundle(model)
-    r = _guard(lambda: run_eval(bundle, data, out, train=train, dev=dev, precision=precision, redact=redact))
+    r = _guard(lambda: run_eval(bundle, data, out, train=train, dev=dev, precision=precision, redact=redact,
+                                compare=compare))
     t = r["test"]
     typer.echo(f"report: {out / 'report.md'}  ({r['seconds']} s)")
     typer.echo(f"F1 {t['f1']:.3f}  P {t['precision']:.3f}  R {t['recall']:.3f}  false alarms {t['false_alarm_rate']:.3f}  "

@@ -114,12 +114,13 @@ def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact:
 
 
 def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequence[Path] = (), dev: Sequence[Path] = (),
-             precision: str = "auto", n_errors: int = 25, redact: str = "none") -> dict:
+             precision: str = "auto", n_errors: int = 25, redact: str = "none", compare: bool = False) -> dict:
     """Score the labelled articles in data with the bundle's stored temperature and threshold; write
     report.json, report.md and figures into out; return the report. Never writes into the bundle.
     model: a bundle or a training run (its bundle); None: the default one (serving.bundle.resolve_bundle).
     redact: "none", "reporting" (do not reproduce the text of reporting sentences, e.g. licensed host
-    articles) or "all" (no sentence text in the report at all)."""
+    articles) or "all" (no sentence text in the report at all).
+    compare: labels from aligning each published text with its source (training/compare_eval.py)."""
     t0 = time.time()
     if redact not in REDACT:
         raise ValueError(f"redact must be one of {list(REDACT)}, got {redact!r}")
@@ -130,7 +131,14 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
     temperature, threshold = predictor.temperature, predictor.threshold
     calibration = stored_calibration(predictor.meta)
 
-    s = score(predictor, load_articles(data))
+    alignment = None
+    if compare:
+        from training.compare_eval import compare_articles
+
+        articles, alignment = compare_articles(data)
+    else:
+        articles = load_articles(data)
+    s = score(predictor, articles)
     probs = sigmoid(s.margins / temperature)
     result = {"model": predictor.info | {"bundle": str(model), "temperature": temperature, "threshold": threshold},
               "data": [str(p) for p in data], "dev": calibration,
@@ -141,6 +149,8 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
               "per_source": breakdown(s.labels, probs, threshold, [m["source"] for m in s.meta]),
               "per_genre": breakdown(s.labels, probs, threshold, [m["genre"] for m in s.meta]),
               "hard_negatives": hard_negatives(s, probs, threshold)}
+    if alignment is not None:
+        result["alignment"] = alignment
     # The TF-IDF baseline aims at the false-alarm target the model was calibrated for.
     target_far = calibration["target_false_alarm_rate"] if calibration else TARGET_FALSE_ALARM_RATE
     result["baselines"], tfidf_probs = score_baselines(

@@ -146,3 +146,25 @@ def test_compare_endpoint(server):
     # The model's scores are those of /classify on the published text.
     classified = requests.post(server.url + "/classify", json={"text": pub}, timeout=60).json()
     assert [s["score"] for s in body["published"]] == [s["score"] for s in classified["sentences"]]
+
+
+def test_evaluate_compare_labels_from_the_alignment(tiny_bundle, tmp_path):
+    from training.evaluate import evaluate
+
+    pairs = tmp_path / "pairs.jsonl"
+    published = SOURCE.replace("حتى الآن.", "حتى الآن. " + ADDED).replace("80 في", "85 في")
+    pairs.write_text(json.dumps({"id": "p1", "source": SOURCE, "published": published}, ensure_ascii=False) + "\n",
+                     encoding="utf-8")
+    bracketed = tmp_path / "b.txt"
+    bracketed.write_text(SOURCE.replace("حتى الآن.", "حتى الآن. [" + ADDED + "]"), encoding="utf-8")
+    r = evaluate(tiny_bundle, [pairs, bracketed], tmp_path / "report", compare=True)
+    assert r["test"]["articles"] == 2 and r["test"]["sentences"] == 10 and r["test"]["inserted"] == 2
+    al = r["alignment"]
+    assert (al["kept"], al["edited"], al["added"], al["dropped"]) == (7, 1, 2, 0)
+    assert al["brackets"] == {"articles": 1, "bracketed": 1, "recovered": 1, "missed": 0, "other_added": 0,
+                              "exact_articles": 1}
+    assert "Labels from compare mode" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"source": SOURCE, "published": ""}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl:1: a compare pair needs a non-empty string field 'published'"):
+        evaluate(tiny_bundle, [bad], tmp_path / "r2", compare=True)
