@@ -48,6 +48,16 @@ def check_backbone(path: Path) -> None:
         raise ValueError(f"the article model is built on BERT encoders; {path} is a {kind!r} model")
 
 
+def keep_layers(model, n: int) -> None:
+    """Keep the first n encoder layers of a BERT-type model (the rest dropped before fine-tuning);
+    the config says so, so the saved model loads and exports with n layers."""
+    layers = model.base_model.encoder.layer
+    if not 0 < n <= len(layers):
+        raise ValueError(f"encoder_layers={n}: the backbone has {len(layers)} layers")
+    model.base_model.encoder.layer = layers[:n]
+    model.config.num_hidden_layers = n
+
+
 def load_model(model_dir: Path, model_type: str, **kwargs):
     """A run's fine-tuned model (run_dir/model) for either model type, from safetensors only."""
     kwargs.setdefault("use_safetensors", True)  # never unpickle weights from a user folder

@@ -30,6 +30,8 @@ class TrainConfig(BaseModel):
                             "article (max_length up to 512, context_width unused)")
     max_length: int = Field(128, ge=8, description="tokens for sentence + context")
     context_width: int = Field(1, ge=0, description="neighbouring sentences on each side (0: the sentence alone)")
+    encoder_layers: int = Field(0, ge=0, description="keep only the first N encoder layers (0: all): faster, "
+                                                      "usually less accurate")
     normalization: list[str] = Field(["whitespace", "punctuation"], description="steps of serving/normalize.py")
     # Optimisation
     seed: int = 13

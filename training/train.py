@@ -166,6 +166,10 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
         model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, **labels)
         collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(backbone_dir))
+    if cfg.encoder_layers:
+        from training.article_model import keep_layers
+
+        keep_layers(model, cfg.encoder_layers)
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
 

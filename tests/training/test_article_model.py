@@ -146,3 +146,17 @@ def test_the_cli_trains_exports_and_predicts_an_article_model(article_bundle, tm
     assert res.exit_code == 0, res.output
     row = json.loads(res.output.strip().splitlines()[-1])
     assert row["sentences"] and {"start", "end", "label", "score"} <= set(row["sentences"][0])
+
+
+def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp_path):
+    from training.export import export
+    from training.train import train
+
+    run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
+                                 ["model_type=article", "max_length=128", "encoder_layers=1", "max_steps=2",
+                                  f"output_dir={tmp_path / 'run'}"]))
+    assert json.loads((run / "model" / "config.json").read_text())["num_hidden_layers"] == 1
+    bundle = export(run, tmp_path / "bundle")
+    assert read_metadata(bundle)["parity"]["fp32_max_abs_logit_diff"] <= 1e-3
+    with pytest.raises(ValueError, match="encoder_layers=5: the backbone has 2 layers"):
+        train(TrainConfig.load(REPO / "configs" / "tiny.yaml", ["encoder_layers=5", f"output_dir={tmp_path / 'r2'}"]))
