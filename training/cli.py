@@ -18,6 +18,7 @@ from serving.defaults import DEFAULT_MODEL
 from serving.output import Format, render
 from training import defaults as D  # light: paths and numbers only
 from training.compare_cli import command as _compare_command  # light: typer only
+from training.report_diff import command as _diff_command  # light: typer only
 from training.transfer import command as _transfer_command  # light: typer and defaults only
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -389,6 +390,7 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
 
 app.command("transfer")(_transfer_command)
 app.command("compare")(_compare_command)
+app.command("diff")(_diff_command)
 
 
 def main() -> None:
