@@ -388,9 +388,8 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
     typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))
 
 
-app.command("transfer")(_transfer_command)
-app.command("compare")(_compare_command)
-app.command("diff")(_diff_command)
+for _name, _command in (("transfer", _transfer_command), ("compare", _compare_command), ("diff", _diff_command)):
+    app.command(_name)(_command)  # each defined in its own module
 
 
 def main() -> None:
