@@ -6,7 +6,7 @@ eager fp32 of the same runs, threads pinned.
         --bundle pair=models/mudraj-e5-small --bundle article=runs/e5-small-article/bundle \
         --eager pair=runs/e5-small --eager article=runs/e5-small-article
 
-Each bundle and each eager model scores the same articles; the order of setups is rotated over
+Each bundle and each eager model scores the same articles (a seeded sample of --articles); the order of setups is rotated over
 `--repeats` rounds and the best round counts. Writes bench/results/model_types.json and, with
 --plot, a speed/quality figure (quality: the F1 stored in each bundle's metadata under
 metrics.test, when it was released/evaluated on the same test split).
@@ -101,7 +101,11 @@ def main() -> None:
     from serving.predictor import Predictor
     from training.io import atomic_write_json
 
-    texts = [r["text"] for _, r in read_jsonl(a.data)][: a.articles]
+    texts = [r["text"] for _, r in read_jsonl(a.data)]
+    if len(texts) > a.articles:  # a seeded sample across the file (a split file is sorted by source)
+        import random
+
+        texts = [texts[i] for i in sorted(random.Random(0).sample(range(len(texts)), a.articles))]
     setups = {}
     quality = {}
     for name, path in named(a.bundle, "--bundle").items():
