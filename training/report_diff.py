@@ -4,7 +4,8 @@
 
 Every cell both reports have is compared: the headline metrics, and each row of the per-source,
 per-genre, per-voice, per-kind and hard-negative tables. Each difference is set against its own
-sampling noise (one binomial standard error of the old value, over the sentences the cell counts),
+sampling noise (one binomial standard error of the old value, over the sentences the cell counts; a rate of 0
+or 1 counts as one event in n),
 so a cell is `worse` only when it drops by more than that, `within noise` when it drops by less.
 """
 from __future__ import annotations
@@ -54,8 +55,10 @@ def diff(old: dict, new: dict) -> list[dict]:
         (va, n), (vb, _) = a[key], b[key]
         higher = METRICS[key[1]][0]
         gain = (vb - va) if higher else (va - vb)  # > 0: better
-        noise = math.sqrt(max(va * (1 - va), 1e-12) / n) if n and 0 <= va <= 1 else 0.0
-        verdict = "better" if gain > 0 else "same" if gain == 0 else ("within noise" if -gain <= noise else "worse")
+        # A rate of 0 or 1 has no spread of its own: one event in n is the least it can move by.
+        p = min(max(va, 1 / n), 1 - 1 / n) if n > 1 else va
+        noise = max(math.sqrt(p * (1 - p) / n), 1 / n) if n and 0 <= va <= 1 else 0.0
+        verdict = "better" if gain > 0 else "same" if gain == 0 else ("within noise" if -gain <= noise + 1e-12 else "worse")
         rows.append({"cell": key[0], "metric": key[1], "old": va, "new": vb, "gain": gain, "noise": noise,
                      "n": n, "verdict": verdict})
     return rows

@@ -37,3 +37,12 @@ def test_the_command_exits_1_when_a_cell_is_worse_and_refuses_other_articles(tmp
     assert runner.invoke(app, ["diff", str(new), str(old)]).exit_code == 1
     res = runner.invoke(app, ["diff", str(old), str(other)])
     assert res.exit_code == 2 and "not the same articles" in res.output
+
+
+def test_a_rate_of_zero_may_move_by_one_event_within_noise():
+    old = report(0.8, 0.02, 0.6, 0.0)
+    new = report(0.8, 0.02, 0.6, 1 / 80)  # one false alarm among 80 hard negatives, none before
+    (row,) = [r for r in diff(old, new) if r["cell"] == "hard negatives"]
+    assert row["verdict"] == "within noise" and row["noise"] > 0
+    new = report(0.8, 0.02, 0.6, 4 / 80)
+    assert [r for r in diff(old, new) if r["cell"] == "hard negatives"][0]["verdict"] == "worse"
