@@ -76,8 +76,7 @@ def _changes(pub: Span, src: Span) -> list[Change]:
     for op in Indel.opcodes(src.text, pub.text):
         if op.tag == "equal":
             continue
-        tag = {"insert": "insert", "delete": "delete", "replace": "replace"}[op.tag]
-        out.append(Change(tag, (pub.start + op.dest_start, pub.start + op.dest_end),
+        out.append(Change(op.tag, (pub.start + op.dest_start, pub.start + op.dest_end),
                           (src.start + op.src_start, src.start + op.src_end),
                           pub.text[op.dest_start : op.dest_end], src.text[op.src_start : op.src_end]))
     # Indel has no replace: a delete next to an insert at the same place is one replacement.

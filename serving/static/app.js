@@ -60,7 +60,9 @@
     return parts.length ? parts.join("\n") : (raw || "").trim().slice(0, 2000);
   }
 
-  function showError(err) {
+  // err: {code, text, details?}; box: where it goes (this tab's error box unless another is given).
+  function showError(err, into) {
+    const target = into || errorBox;
     const box = document.createElement("div");
     box.className = "error-box";
     const p = document.createElement("p");
@@ -77,9 +79,9 @@
       details.append(summary, pre);
       box.appendChild(details);
     }
-    errorBox.dataset.code = err.code;
-    errorBox.replaceChildren(box);
-    bringIntoView(errorBox, "nearest");
+    target.dataset.code = err.code;
+    target.replaceChildren(box);
+    bringIntoView(target, "nearest");
   }
 
   function clearError() {
@@ -235,8 +237,8 @@
     }
   }
 
-  // For compare.js: the same error wording and the same server-message reading.
-  window.Mudraj = { explain, serverMessage, bringIntoView };
+  // For compare.js: the same error wording, server-message reading and error box.
+  window.Mudraj = { explain, serverMessage, showError, bringIntoView };
 
   // Tabs: classify one article, or compare a published text with its source.
   const tabs = ["classify", "compare"].map((name) => ({ tab: $(`tab-${name}`), panel: $(`panel-${name}`) }));

@@ -1,5 +1,5 @@
 // Mudraj web page, compare tab: the published text against its source, through ../compare.
-// Error wording and the reading of the server's messages are app.js's (window.Mudraj).
+// Error wording, the reading of the server's messages and the error box are app.js's (window.Mudraj).
 "use strict";
 
 (function () {
@@ -11,23 +11,7 @@
   const STATUS = { kept: "كما في الأصل", edited: "عُدِّلت", added: "أُضيفت" };
 
   function showError(err) {
-    const box = document.createElement("div");
-    box.className = "error-box";
-    const p = document.createElement("p");
-    p.textContent = err.text.replace("تعذّر التصنيف", "تعذّرت المقارنة");
-    box.appendChild(p);
-    if (err.details) {
-      const details = document.createElement("details");
-      const summary = document.createElement("summary");
-      summary.textContent = "التفاصيل كما أرسلها الخادم";
-      const pre = document.createElement("pre");
-      pre.dir = "ltr";
-      pre.textContent = err.details;
-      details.append(summary, pre);
-      box.appendChild(details);
-    }
-    errorBox.dataset.code = err.code;
-    errorBox.replaceChildren(box);
+    window.Mudraj.showError({ ...err, text: err.text.replace("تعذّر التصنيف", "تعذّرت المقارنة") }, errorBox);
   }
 
   // Which side an error is about: the server names the field ("source: text is empty", "published: ...").
