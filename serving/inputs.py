@@ -1,5 +1,5 @@
-"""Reading articles from files: `.txt` (one article each), folders of them, JSONL, and `-`
-(one article from standard input, id "stdin").
+"""Reading articles from files: `.txt` (one article each), folders of them, JSONL, Parquet (`id` and
+`text` columns), and `-` (one article from standard input, id "stdin").
 
 JSONL lines are `{"id", "text"}` (brackets allowed) or pre-split
 `{"id", "sentences": [{"text", "label"}]}`; other fields (outlet, ...) are kept as metadata.
@@ -17,6 +17,7 @@ from serving.brackets import FormatError, decode_utf8, strip_brackets
 from serving.normalize import ARABIC_LETTER
 
 MAX_ARTICLE_CHARS = 1_000_000
+SUFFIXES = (".txt", ".jsonl", ".parquet")  # what a folder is searched for
 STDIN = "-"  # as an input path: one article from standard input
 BOM = "\ufeff"
 NO_ARABIC = "text has no Arabic letters (Mudraj reads Arabic news articles)"
@@ -43,16 +44,18 @@ class RawArticle:
     line: int | None = None  # JSONL line
 
 
-def _expand(paths: Iterable[Path]) -> list[Path]:
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """The input files in reading order: a folder gives its .txt, .jsonl and .parquet files, searched
+    recursively and sorted; a file named twice (or standard input twice) is an error."""
     files: list[Path] = []
     given: dict[Path | str, str] = {}  # each file once, however it was named
     for p in map(Path, paths):
         if str(p) == STDIN:
             found = [p]
         elif p.is_dir():
-            found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in (".txt", ".jsonl"))
+            found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in SUFFIXES)
             if not found:
-                raise FormatError(str(p), None, "folder has no .txt or .jsonl files")
+                raise FormatError(str(p), None, "folder has no .txt, .jsonl or .parquet files")
         elif p.is_file():
             found = [p]
         else:
@@ -68,53 +71,123 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSONL file. Invalid UTF-8, invalid JSON
-    and a line that is not a JSON object raise FormatError naming the file and the line."""
+def jsonl_lines(path: Path, start: int = 0, end: int | None = None,
+                first_line: int = 1) -> Iterator[tuple[int, int, int, dict]]:
+    """(line number, byte offset, byte end, object) for each non-blank line of a JSONL file, or of its
+    bytes [start, end) (whole lines, the first of them numbered first_line). Lines end at "\\n" only:
+    a raw U+2028 inside a JSON string is text, not a line break. Invalid UTF-8, invalid JSON and a line
+    that is not a JSON object raise FormatError naming the file and the line."""
     path = Path(path)
-    text = without_bom(decode_utf8(path.read_bytes(), str(path)))  # the file's signature, not JSON
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise FormatError(str(path), lineno, f"invalid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(rec, dict):
-            raise FormatError(str(path), lineno, "expected a JSON object")
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        for lineno, raw in enumerate(f, first_line):
+            if end is not None and pos >= end:
+                return
+            at, pos = pos, pos + len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise FormatError(str(path), lineno, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {at + err.start})") from None
+            if "\x00" in line:
+                raise FormatError(str(path), lineno, "binary file (NUL byte); expected UTF-8 text")
+            if at == 0:
+                line = without_bom(line)  # the file's signature, not JSON
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise FormatError(str(path), lineno, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(rec, dict):
+                raise FormatError(str(path), lineno, "expected a JSON object")
+            yield lineno, at, pos, rec
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file (see jsonl_lines)."""
+    for lineno, _, _, rec in jsonl_lines(path):
         yield lineno, rec
+
+
+def jsonl_article(path: Path, lineno: int, rec: dict) -> RawArticle:
+    """One JSONL record as an article; errors name the file and the line."""
+    art_id = rec.get("id", f"{path.stem}-{lineno}")
+    if not isinstance(art_id, (str, int)):
+        raise FormatError(str(path), lineno, "field 'id' must be a string")
+    art_id = str(art_id)
+    meta = {k: v for k, v in rec.items() if k not in ("id", "text", "sentences")}
+    src = str(path)
+    if "sentences" in rec:
+        sents = rec["sentences"]
+        if not isinstance(sents, list) or not sents:
+            raise FormatError(str(path), lineno, "field 'sentences' must be a non-empty list")
+        for i, s in enumerate(sents):
+            if not isinstance(s, dict) or not isinstance(s.get("text"), str) or not s["text"].strip():
+                raise FormatError(str(path), lineno, f"sentences[{i}] needs a non-empty string field 'text'")
+            if "label" in s and s["label"] not in ("reporting", "inserted", 0, 1):
+                raise FormatError(str(path), lineno, f"sentences[{i}].label must be 'reporting' or 'inserted', got {s['label']!r}")
+        return RawArticle(art_id, src, sentences=sents, meta=meta, line=lineno)
+    if "text" in rec:
+        if not isinstance(rec["text"], str):
+            raise FormatError(str(path), lineno, "field 'text' must be a string")
+        if not rec["text"].strip():
+            raise FormatError(str(path), lineno, "field 'text' is empty")
+        return RawArticle(art_id, src, text=without_bom(rec["text"]), meta=meta, line=lineno)
+    raise FormatError(str(path), lineno, "expected a field 'text' or 'sentences'")
 
 
 def _read_jsonl(path: Path) -> Iterator[RawArticle]:
     n = 0
     for lineno, rec in read_jsonl(path):
-        art_id = rec.get("id", f"{path.stem}-{lineno}")
-        if not isinstance(art_id, (str, int)):
-            raise FormatError(str(path), lineno, "field 'id' must be a string")
-        art_id = str(art_id)
-        meta = {k: v for k, v in rec.items() if k not in ("id", "text", "sentences")}
-        src = str(path)
-        if "sentences" in rec:
-            sents = rec["sentences"]
-            if not isinstance(sents, list) or not sents:
-                raise FormatError(str(path), lineno, "field 'sentences' must be a non-empty list")
-            for i, s in enumerate(sents):
-                if not isinstance(s, dict) or not isinstance(s.get("text"), str) or not s["text"].strip():
-                    raise FormatError(str(path), lineno, f"sentences[{i}] needs a non-empty string field 'text'")
-                if "label" in s and s["label"] not in ("reporting", "inserted", 0, 1):
-                    raise FormatError(str(path), lineno, f"sentences[{i}].label must be 'reporting' or 'inserted', got {s['label']!r}")
-            yield RawArticle(art_id, src, sentences=sents, meta=meta, line=lineno)
-        elif "text" in rec:
-            if not isinstance(rec["text"], str):
-                raise FormatError(str(path), lineno, "field 'text' must be a string")
-            if not rec["text"].strip():
-                raise FormatError(str(path), lineno, "field 'text' is empty")
-            yield RawArticle(art_id, src, text=without_bom(rec["text"]), meta=meta, line=lineno)
-        else:
-            raise FormatError(str(path), lineno, "expected a field 'text' or 'sentences'")
+        yield jsonl_article(path, lineno, rec)
         n += 1
     if n == 0:
         raise FormatError(str(path), None, "empty file: no JSON lines")
+
+
+def parquet_file(path: Path):
+    """The pyarrow ParquetFile of an input, checked for `id` and `text` columns."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise FormatError(str(path), None, "reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises its own ArrowInvalid for a file that is not Parquet
+        raise FormatError(str(path), None, f"not a readable Parquet file ({err})") from None
+    missing = {"id", "text"} - set(pf.schema_arrow.names)
+    if missing:
+        raise FormatError(str(path), None, f"Parquet input needs columns 'id' and 'text'; missing {sorted(missing)}")
+    return pf
+
+
+def read_parquet(path: Path, start: int = 0, end: int | None = None) -> Iterator[RawArticle]:
+    """Articles of rows [start, end) of a Parquet file with `id` and `text` columns (other columns are
+    ignored); an article's `source`, and so every error about it, names the file and the row (1-based). Only the row groups that hold the rows are read."""
+    pf = parquet_file(path)
+    end = pf.metadata.num_rows if end is None else end
+    if pf.metadata.num_rows == 0:
+        raise FormatError(str(path), None, "empty file: no rows")
+    first = 0
+    for g in range(pf.metadata.num_row_groups):
+        size = pf.metadata.row_group(g).num_rows
+        lo, hi = max(start, first), min(end, first + size)
+        if lo < hi:
+            table = pf.read_row_group(g, columns=["id", "text"]).slice(lo - first, hi - lo)
+            for k, (art_id, text) in enumerate(zip(table.column("id").to_pylist(), table.column("text").to_pylist())):
+                row = lo + k + 1
+                if not isinstance(art_id, (str, int)) or isinstance(art_id, bool):
+                    raise FormatError(f"{path} row {row}", None, "column 'id' must be a string or an integer")
+                if not isinstance(text, str) or not text.strip():
+                    raise FormatError(f"{path} row {row}", None, "column 'text' is empty or not a string")
+                yield RawArticle(str(art_id), f"{path} row {row}", text=without_bom(text))
+        first += size
+
+
+def read_txt(path: Path) -> RawArticle:
+    """A .txt file as one article, its id the file name without the suffix."""
+    return _read_txt(Path(path).read_bytes(), Path(path).stem, str(path))
 
 
 def _read_txt(raw: bytes, art_id: str, source: str) -> RawArticle:
@@ -134,13 +207,15 @@ def _stdin_bytes() -> bytes:
 
 
 def _read_all(paths: Iterable[Path]) -> Iterator[RawArticle]:
-    for path in _expand(paths):
+    for path in expand(paths):
         if str(path) == STDIN:
             yield _read_txt(_stdin_bytes(), "stdin", "<stdin>")
         elif path.suffix == ".jsonl":
             yield from _read_jsonl(path)
+        elif path.suffix == ".parquet":
+            yield from read_parquet(path)
         else:
-            yield _read_txt(path.read_bytes(), path.stem, str(path))
+            yield read_txt(path)
 
 
 def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:

@@ -1,5 +1,5 @@
-"""What `mudraj predict` writes: JSONL (one record per article), CSV (one row per sentence), or a
-table for a person reading in a terminal."""
+"""What `mudraj predict` writes: JSONL (one record per article), CSV (one row per sentence), Parquet
+(one row per article, like JSONL), or a table for a person reading in a terminal."""
 from __future__ import annotations
 
 import csv
@@ -20,6 +20,22 @@ class Format(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
     table = "table"
+    parquet = "parquet"
+
+
+def parquet_bytes(arts, results) -> bytes:
+    """The JSONL records as a Parquet file: one row per article, `id` and `sentences` (a list of
+    {start, end, text, label, score, windows}; windows is 1 where JSONL leaves it out). Needs pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sentence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
+                          ("label", pa.string()), ("score", pa.float64()), ("windows", pa.int64())])
+    schema = pa.schema([("id", pa.string()), ("sentences", pa.list_(sentence))])
+    rows = [{"id": a.id, "sentences": [{"windows": 1, **s.as_dict()} for s in r]} for a, r in zip(arts, results)]
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    return buf.getvalue().to_pybytes()
 
 
 def _as_jsonl(arts, results) -> str:
@@ -56,6 +72,9 @@ def _as_table(arts, results) -> str:
 
 
 def render(fmt: Format, arts: Sequence["RawArticle"], results: Sequence[Sequence["SentencePrediction"]]) -> str:
+    """The text formats (Parquet is binary: parquet_bytes)."""
+    if Format(fmt) is Format.parquet:
+        raise ValueError("Parquet is binary: use parquet_bytes")
     return {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[Format(fmt)](arts, results)
 
 

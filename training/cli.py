@@ -15,9 +15,9 @@ from typing import List, Optional
 import typer
 
 from serving.defaults import DEFAULT_MODEL
-from serving.output import Format, render
 from training import defaults as D  # light: paths and numbers only
 from training.compare_cli import command as _compare_command  # light: typer only
+from training.predict_cli import command as _predict_command  # light: typer only
 from training.report_diff import command as _diff_command  # light: typer only
 from training.transfer import command as _transfer_command  # light: typer and defaults only
 
@@ -113,9 +113,6 @@ def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
                f"int8 label agreement: {p.get('int8_label_agreement', float('nan')):.4f} on {p['sentences']} dev sentences")
 
 
-PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
-
-
 def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
@@ -133,64 +130,6 @@ def _check_out(out: Path) -> None:
         _fail(f"cannot write --out {out}: no permission to create files in {folder}")
     if out.exists() and not os.access(out, os.W_OK):
         _fail(f"cannot write --out {out}: the file is read-only")
-
-
-@app.command()
-def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, JSONL with {id, text}, or - "
-                                                         "(one article from standard input, id 'stdin')"),
-            model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
-            out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)"),
-            fmt: Format = typer.Option(Format.jsonl, "--format", "-f",
-                                       help="jsonl: one record per article; csv: one row per sentence; "
-                                            "table: for reading in a terminal"),
-            threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
-            precision: str = typer.Option("auto", help="int8, fp32 or auto"),
-            threads: Optional[int] = typer.Option(None, help="onnxruntime threads"),
-            quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary on stderr")):
-    """Label every sentence of each article (JSONL: one record per article)."""
-    from serving.inputs import STDIN, prediction_text, read_articles
-    from serving.predictor import Predictor
-
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        _fail(f"--threshold must be between 0 and 1, got {threshold}")
-    if out:
-        _check_out(out)
-    bundle = _bundle(model)
-    predictor = _guard(lambda: Predictor(bundle, precision=precision, threads=threads))
-    if any(str(p) == STDIN for p in inputs) and sys.stdin.isatty() and not quiet:
-        typer.echo("reading one article from standard input; end it with Ctrl-D", err=True)
-
-    def read():
-        arts = list(read_articles(inputs))
-        return arts, [prediction_text(a) for a in arts]  # offsets refer to the text without brackets
-
-    arts, texts = _guard(read)
-    show = (not quiet and _stderr_is_terminal()
-            and (len(arts) >= PROGRESS_MIN_ARTICLES or any(p.is_dir() for p in inputs)))
-    from tqdm import tqdm
-
-    with tqdm(total=len(texts), desc="labelling", unit="article", file=sys.stderr, disable=not show) as bar:
-        results = []
-        for t in texts:  # one article a call: the scores are the same, and the bar moves
-            results += _guard(lambda: predictor.predict_texts([t], threshold))
-            bar.update()
-    text = render(fmt, arts, results)
-    if out:
-        import click
-
-        from training.io import atomic_write_text
-
-        try:
-            atomic_write_text(out, click.unstyle(text) if fmt is Format.table else text)
-        except OSError as err:
-            _fail(f"cannot write --out {out}: {err.strerror}")
-        if not quiet:
-            n_ins = sum(s.label == "inserted" for r in results for s in r)
-            typer.echo(f"{len(arts)} articles, {sum(map(len, results))} sentences, {n_ins} inserted -> {out}", err=True)
-    elif fmt is Format.table:
-        typer.echo(text, nl=False)  # colours only on a terminal
-    else:
-        sys.stdout.write(text)
 
 
 @app.command()
@@ -388,7 +327,8 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
     typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))
 
 
-for _name, _command in (("transfer", _transfer_command), ("compare", _compare_command), ("diff", _diff_command)):
+for _name, _command in (("predict", _predict_command), ("transfer", _transfer_command), ("compare", _compare_command),
+                       ("diff", _diff_command)):
     app.command(_name)(_command)  # each defined in its own module
 
 

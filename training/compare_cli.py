@@ -22,7 +22,7 @@ def command(source: Path = typer.Argument(..., help="the original text (.txt, or
     and the model's score on each published sentence."""
     from training.cli import _bundle, _check_out, _fail, _guard
 
-    if fmt is Format.csv:
+    if fmt in (Format.csv, Format.parquet):
         _fail("--format: compare writes jsonl or table")
     if str(source) == str(published) == "-":
         _fail("only one of SOURCE and PUBLISHED can be read from standard input")

@@ -45,7 +45,7 @@ def test_empty_file_and_empty_folder(tmp_path):
     with pytest.raises(FormatError, match="empty file"):
         list(read_articles([tmp_path / "e.txt"]))
     (tmp_path / "sub").mkdir()
-    with pytest.raises(FormatError, match="no .txt or .jsonl"):
+    with pytest.raises(FormatError, match="no .txt, .jsonl or .parquet"):
         list(read_articles([tmp_path / "sub"]))
     with pytest.raises(FormatError, match="no such file"):
         list(read_articles([tmp_path / "missing.txt"]))

@@ -1,0 +1,141 @@
+"""`mudraj predict --engine ray`: on a local Ray, with a tiny bundle, every record equals the local
+engine's; a run killed after its first part resumes without recomputing what it finished."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests._paths import REPO, TINY_DATA
+
+pytest.importorskip("ray", reason="Ray is in the [ray] extra, which `make test` installs")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+pytestmark = pytest.mark.slow
+
+
+def _texts() -> list[str]:
+    return [p.read_text(encoding="utf-8") for p in sorted(TINY_DATA.glob("*.txt"))]
+
+
+def _inputs(folder: Path, copies: int = 3) -> list[Path]:
+    """A JSONL file, a Parquet file and a folder of .txt files, with unique ids."""
+    texts = _texts()
+    folder.mkdir(parents=True, exist_ok=True)
+    jsonl = folder / "a.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": f"j{c}-{i}", "text": t}, ensure_ascii=False) + "\n"
+                             for c in range(copies) for i, t in enumerate(texts)), encoding="utf-8")
+    rows = [{"id": f"p{c}-{i}", "text": t, "outlet": "x"} for c in range(copies - 1) for i, t in enumerate(texts)]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "b.parquet", row_group_size=5)
+    txt = folder / "txt"
+    txt.mkdir(exist_ok=True)
+    for i, t in enumerate(texts):
+        (txt / f"t{i}.txt").write_text(t, encoding="utf-8")
+    return [jsonl, folder / "b.parquet", txt]
+
+
+def _cli(*args, **kw) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.Popen([sys.executable, "-m", "training.cli", "predict", *map(str, args)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _run(*args) -> str:
+    p = _cli(*args)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+    return err
+
+
+def _kill(p: subprocess.Popen) -> None:
+    """SIGKILL the driver, the Ray processes it started and their workers, and wait until all are gone:
+    no actor finishes its part after this."""
+    procs = [psutil.Process(p.pid)]
+    procs += procs[0].children(recursive=True)
+    os.killpg(p.pid, signal.SIGKILL)
+    for q in procs:
+        try:
+            q.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=60)
+    p.communicate()
+
+
+def _records(out: Path) -> list[dict]:
+    recs = []
+    for part in sorted(out.glob("part-*")):
+        if part.suffix == ".parquet":
+            recs += pq.read_table(part).to_pylist()
+        else:
+            recs += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines()]
+    return recs
+
+
+def _same(ray_records: list[dict], local_records: list[dict]) -> None:
+    assert [r["id"] for r in ray_records] == [r["id"] for r in local_records]  # input order, part by part
+    for a, b in zip(ray_records, local_records):
+        assert len(a["sentences"]) == len(b["sentences"]), a["id"]
+        for s, t in zip(a["sentences"], b["sentences"]):
+            assert (s["start"], s["end"], s["text"], s["label"]) == (t["start"], t["end"], t["text"], t["label"])
+            assert s.get("windows", 1) == t.get("windows", 1)
+            assert abs(s["score"] - t["score"]) <= 1e-5
+
+
+def test_ray_engine_gives_the_local_engines_records(tiny_bundle, tmp_path):
+    inputs = _inputs(tmp_path / "in")
+    _run("-m", tiny_bundle, *inputs, "-o", tmp_path / "local.jsonl", "-q")
+    local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(local) == 3 * 8 + 2 * 8 + 8
+    err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--workers", "2", "--threads", "1",
+               "--shard-size", "5", "-o", tmp_path / "ray")
+    parts = sorted(p.name for p in (tmp_path / "ray").glob("part-*"))
+    # 24 JSON lines in 5 parts, 16 Parquet rows in 4, 8 .txt files in 2: no part spans two files
+    assert parts == [f"part-{i:05d}.jsonl" for i in range(11)]
+    _same(_records(tmp_path / "ray"), local)
+    done = json.loads((tmp_path / "ray" / "_SUCCESS.json").read_text())
+    assert (done["articles"], done["labelled"], done["workers"], done["errors"]) == (48, 48, 2, [])
+    assert "48 articles in 11 parts (0 already done)" in err
+    # the same command again: nothing left to do, nothing rewritten
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").glob("part-*")}
+    err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--shard-size", "5", "--workers", "2",
+               "--threads", "1", "-o", tmp_path / "ray")
+    assert "(11 already done)" in err
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").glob("part-*")} == before
+
+
+def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tmp_path):
+    texts = _texts()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = [{"id": f"a{i}", "text": texts[i % len(texts)]} for i in range(240)]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "archive.parquet")
+    out = tmp_path / "out"
+    args = ["-m", tiny_bundle, folder, "--engine", "ray", "--workers", "1", "--threads", "1", "--shard-size", "2",
+            "--format", "parquet", "-o", out]
+    p = _cli(*args, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "part-00000.parquet").exists():
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no part written in 300 s"
+        time.sleep(0.01)
+    _kill(p)
+    finished = {q.name: (q.stat().st_ino, q.stat().st_mtime_ns) for q in out.glob("part-*.parquet")}
+    assert 1 <= len(finished) < 120, f"{len(finished)} of 120 parts: the run was not killed half-way"
+    assert not (out / "_SUCCESS.json").exists()
+
+    err = _run(*args)
+    assert f"({len(finished)} already done)" in err
+    after = {q.name: (q.stat().st_ino, q.stat().st_mtime_ns) for q in out.glob("part-*.parquet")}
+    assert len(after) == 120
+    assert {k: after[k] for k in finished} == finished  # not recomputed, not rewritten
+    _run("-m", tiny_bundle, folder / "archive.parquet", "-o", tmp_path / "local.jsonl", "-q")
+    local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
+    _same(_records(out), local)
+    assert json.loads((out / "_SUCCESS.json").read_text())["articles"] == 240

@@ -1,0 +1,125 @@
+"""`mudraj predict`: the command (registered by training/cli.py). The local engine labels in this process;
+`--engine ray` hands the same work to Ray Data (training/ray_engine.py)."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from serving.output import Format
+
+PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def command(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, JSONL with {id, text}, Parquet with "
+                                                          "id and text columns, or - (one article from standard input, id 'stdin')"),
+            model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
+            out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout); "
+                                               "with --engine ray, a folder of parts (required)"),
+            fmt: Format = typer.Option(Format.jsonl, "--format", "-f",
+                                       help="jsonl: one record per article; csv: one row per sentence; parquet: "
+                                            "like jsonl, needs --out; table: for reading in a terminal"),
+            threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
+            precision: str = typer.Option("auto", help="int8, fp32 or auto"),
+            threads: Optional[int] = typer.Option(None, help="onnxruntime threads (with --engine ray: per worker)"),
+            engine: Engine = typer.Option(Engine.local, help="local: this process; ray: Ray Data, resumable"),
+            address: Optional[str] = typer.Option(None, help="--engine ray: join this Ray cluster (auto, ray://host:port); "
+                                                  "default: start Ray on this machine"),
+            workers: Optional[int] = typer.Option(None, min=1, help="--engine ray: actors, each with one model "
+                                                  "(default: the cluster's CPUs / 2)"),
+            shard_size: int = typer.Option(1000, min=1, help="--engine ray: articles a part"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary on stderr")):
+    """Label every sentence of each article (JSONL: one record per article)."""
+    from training.cli import _bundle, _check_out, _fail, _guard
+
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        _fail(f"--threshold must be between 0 and 1, got {threshold}")
+    if engine is Engine.ray:
+        return _ray(inputs, model, out, fmt, threshold, precision, threads, address, workers, shard_size, quiet)
+    if address or workers:
+        _fail("--address and --workers go with --engine ray")
+    if fmt is Format.parquet and not out:
+        _fail("--format parquet is binary: give --out FILE")
+    if out:
+        _check_out(out)
+    bundle = _bundle(model)
+    from serving.predictor import Predictor
+
+    predictor = _guard(lambda: Predictor(bundle, precision=precision, threads=threads))
+    _label_locally(inputs, predictor, out, fmt, threshold, quiet)
+
+
+def _label_locally(inputs, predictor, out, fmt: Format, threshold, quiet: bool) -> None:
+    from tqdm import tqdm
+
+    from serving.inputs import STDIN, prediction_text, read_articles
+    from serving.output import parquet_bytes, render
+    from training.cli import _fail, _guard, _stderr_is_terminal
+
+    if any(str(p) == STDIN for p in inputs) and sys.stdin.isatty() and not quiet:
+        typer.echo("reading one article from standard input; end it with Ctrl-D", err=True)
+
+    def read():
+        arts = list(read_articles(inputs))
+        return arts, [prediction_text(a) for a in arts]  # offsets refer to the text without brackets
+
+    arts, texts = _guard(read)
+    show = (not quiet and _stderr_is_terminal()
+            and (len(arts) >= PROGRESS_MIN_ARTICLES or any(p.is_dir() for p in inputs)))
+    with tqdm(total=len(texts), desc="labelling", unit="article", file=sys.stderr, disable=not show) as bar:
+        results = []
+        for t in texts:  # one article a call: the scores are the same, and the bar moves
+            results += _guard(lambda: predictor.predict_texts([t], threshold))
+            bar.update()
+    if not out:
+        text = render(fmt, arts, results)
+        typer.echo(text, nl=False) if fmt is Format.table else sys.stdout.write(text)  # colours only on a terminal
+        return
+    import click
+
+    from training.io import atomic_write_bytes
+
+    data = parquet_bytes(arts, results) if fmt is Format.parquet else click.unstyle(render(fmt, arts, results)).encode()
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as err:
+        _fail(f"cannot write --out {out}: {err.strerror}")
+    if not quiet:
+        n_ins = sum(s.label == "inserted" for r in results for s in r)
+        typer.echo(f"{len(arts)} articles, {sum(map(len, results))} sentences, {n_ins} inserted -> {out}", err=True)
+
+
+def _ray(inputs, model, out, fmt, threshold, precision, threads, address, workers, shard_size, quiet) -> None:
+    from training.cli import _bundle, _fail, _guard, _stderr_is_terminal
+
+    if not out:
+        _fail("--engine ray writes a folder of parts: give --out FOLDER")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; --engine ray writes a folder of parts")
+    from importlib.util import find_spec
+
+    if find_spec("ray") is None:
+        _fail("--engine ray needs Ray: pip install 'mudraj[ray]'")
+    from training import ray_engine
+
+    bundle = _bundle(model)
+    summary = _guard(lambda: ray_engine.run(inputs, out, bundle, fmt, shard_size=shard_size, workers=workers,
+                                            threads=threads, address=address, precision=precision,
+                                            threshold=threshold, progress=not quiet and _stderr_is_terminal()))
+    if summary["errors"]:
+        shown = "\n  ".join(summary["errors"][:10])
+        more = f"\n  ... and {len(summary['errors']) - 10} more" if len(summary["errors"]) > 10 else ""
+        _fail(f"{len(summary['errors'])} of {summary['shards']} parts failed (the others are written; "
+              f"fix the inputs and run the same command again):\n  {shown}{more}")
+    if not quiet:
+        typer.echo(f"{summary['articles']} articles in {summary['shards']} parts ({summary['skipped']} already done); "
+                   f"labelled now: {summary['labelled']} articles, {summary['sentences']} sentences, "
+                   f"{summary['inserted']} inserted -> {out}", err=True)
