@@ -2,7 +2,8 @@
 training and serving.
 
 The article's sentences are laid out in one token sequence, each sentence preceded by a marker
-token (the tokenizer's classification token) whose output vector is that sentence's vector:
+token (the tokenizer's classification token) that delimits it; the model pools each sentence's
+vector from its own tokens (training/article_model.py, pool_units):
 
     [CLS] s1 [CLS] s2 [CLS] s3 ... [SEP]
 

@@ -1,5 +1,10 @@
 """The article model in PyTorch: a BERT encoder over windows of a whole article (serving/windows.py),
-one vector per sentence read at its marker token, and a linear head that labels every sentence.
+one vector per sentence, the mean of its own tokens' output vectors, and a linear head that labels
+every sentence. The marker token before each sentence only delimits it: its output vector is not
+used. (Read at the marker, e5's vectors were the same for every sentence of a window, cosine 1.0 to
+the printed precision, before and after 250 training steps: the leading special token is an
+attention sink whose output hardly depends on the context, and the model learned only the class prior.
+e5 was itself trained to mean-pool.)
 
 It is a transformers PreTrainedModel, so Trainer checkpoints it, `save_pretrained` writes it and
 `from_pretrained` loads a backbone's BERT weights into it (the head starts new). Its ONNX graph takes
@@ -31,13 +36,28 @@ class BertForArticleTagging(BertPreTrainedModel):
                 labels=None, **kwargs):
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids).last_hidden_state  # [B, T, H]
-        index = marker_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # [B, S, H]
-        logits = self.classifier(self.dropout(torch.gather(hidden, 1, index)))  # [B, S, 2]
+        logits = self.classifier(self.dropout(pool_units(hidden, attention_mask, marker_positions)))  # [B, S, 2]
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE)
         return out
+
+
+def pool_units(hidden: torch.Tensor, attention_mask: torch.Tensor, marker_positions: torch.Tensor) -> torch.Tensor:
+    """[B, S, H]: for each marker, the mean of the output vectors of the tokens after it, up to the
+    next marker (or the window's end token); markers, the end token and padding are left out. A
+    padding marker (position 0 again) or an empty unit gets a zero vector. All in tensor operations,
+    so the ONNX graph computes the same."""
+    positions = torch.arange(hidden.size(1), device=hidden.device).unsqueeze(0)  # [1, T]
+    marks = torch.zeros_like(attention_mask).scatter(1, marker_positions, 1)  # 1 at every marker
+    unit = marks.cumsum(1) - 1  # [B, T]: the unit each token belongs to
+    end = attention_mask.sum(1, keepdim=True) - 1  # the end token's position
+    own = attention_mask * (1 - marks) * (positions != end).to(attention_mask.dtype)  # [B, T]
+    units = torch.arange(marker_positions.size(1), device=hidden.device).view(1, 1, -1)  # [1, 1, S]
+    member = (unit.unsqueeze(-1) == units).to(hidden.dtype) * own.unsqueeze(-1).to(hidden.dtype)  # [B, T, S]
+    sums = torch.einsum("bts,bth->bsh", member, hidden)
+    return sums / member.sum(1).clamp(min=1.0).unsqueeze(-1)
 
 
 def check_backbone(path: Path) -> None:

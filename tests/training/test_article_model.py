@@ -160,3 +160,23 @@ def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp
     assert read_metadata(bundle)["parity"]["fp32_max_abs_logit_diff"] <= 1e-3
     with pytest.raises(ValueError, match="encoder_layers=5: the backbone has 2 layers"):
         train(TrainConfig.load(REPO / "configs" / "tiny.yaml", ["encoder_layers=5", f"output_dir={tmp_path / 'r2'}"]))
+
+
+def test_each_sentence_vector_is_the_mean_of_its_own_tokens(encoder):
+    """Not the marker's vector (the same for every sentence of a window with e5), and never the end
+    token or padding: checked against a plain loop over the windows of a real article."""
+    from training.article_model import pool_units
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(TINY_DATA.glob("*.txt"))[:3]]
+    windows = [w for t in texts for w in encoder.encode_article(t.replace("[", "").replace("]", "").split(". ")).windows]
+    assert len(windows) > len(texts)  # long enough to need several windows (max_length 128)
+    feed = {k: torch.from_numpy(v) for k, v in pad_windows(windows, encoder.pad_id).items()}
+    hidden = torch.randn(*feed["input_ids"].shape, 8, dtype=torch.float64)
+    pooled = pool_units(hidden, feed["attention_mask"], feed["marker_positions"])
+    for r, w in enumerate(windows):
+        bounds = list(w.markers) + [len(w.input_ids) - len(encoder.end)]
+        for j in range(len(w.markers)):
+            own = hidden[r, bounds[j] + 1 : bounds[j + 1]]
+            expected = own.mean(0) if len(own) else torch.zeros(8, dtype=torch.float64)
+            assert torch.allclose(pooled[r, j], expected), (r, j)
+        assert torch.equal(pooled[r, len(w.markers):], torch.zeros_like(pooled[r, len(w.markers):]))  # padding markers
