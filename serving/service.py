@@ -18,13 +18,10 @@ and limits) and the HTTP plumbing (body limit, queue bound and deadline, JSON 40
 labels, one-line logs for client errors, the docs page) are in serving/http.py.
 
 Precision and device: on a CPU the int8 model is used; when onnxruntime offers the
-CUDAExecutionProvider (the `onnxruntime-gpu` wheel) the fp32 model runs on the GPU. To have
-BentoML schedule the service onto a GPU (BentoCloud, or CUDA_VISIBLE_DEVICES per worker), declare
-the resource in the decorator below:
-
-    @bentoml.service(name="mudraj", resources={"gpu": 1}, workers=1, ...)
-
-and install onnxruntime-gpu instead of onnxruntime in bentofile.yaml.
+CUDAExecutionProvider (the `onnxruntime-gpu` wheel) the fp32 model runs on the GPU. MUDRAJ_GPUS=N
+declares N GPUs to BentoML (BentoCloud schedules on them, and BentoML sets CUDA_VISIBLE_DEVICES per
+worker); `bentoml build -f bentofile-gpu.yaml` builds that variant, with onnxruntime-gpu, a CUDA
+base image and MUDRAJ_DEVICE=cuda (no silent fallback to the CPU).
 
 This process must never import torch or transformers: the predictor runs ONNX Runtime and the
 `tokenizers` library only.
@@ -59,6 +56,7 @@ logger = logging.getLogger("bentoml.mudraj")
 
 STATIC = Path(__file__).resolve().parent / "static"
 WORKERS = env_int("MUDRAJ_WORKERS", 1)  # processes, each with its own ONNX session
+GPUS = env_int("MUDRAJ_GPUS", 0)  # >0: BentoML schedules the service onto that many GPUs (bentofile-gpu.yaml)
 THREADS = default_threads(WORKERS)  # MUDRAJ_THREADS: ONNX Runtime threads per worker
 INFERENCE = ("/classify", "/classify_batch", "/classify_sentences", "/compare")
 
@@ -181,6 +179,7 @@ pages_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GE
 
 
 @bentoml.service(name="mudraj", workers=WORKERS, threads=1, service_class=MudrajService,
+                 **({"resources": {"gpu": GPUS}} if GPUS else {}),
                  # BentoML's own timeout is the backstop; Admission answers 504 at MUDRAJ_TIMEOUT
                  traffic={"timeout": TIMEOUT + 10}, **({} if METRICS else {"metrics": {"enabled": False}}))
 @bentoml.asgi_app(ui_app, path="/ui", name="ui")

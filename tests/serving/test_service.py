@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 requests = pytest.importorskip("requests")
 
@@ -336,23 +337,39 @@ def test_serve_helpers(tiny_bundle, tmp_path, monkeypatch):
         srv.resolve_bundle()
 
 
-def test_bentoml_build_offline(tiny_bundle, tmp_path):
-    """bentofile.yaml builds a Bento with no registry access (packages listed, not locked)."""
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_bentoml_build_offline(variant, tiny_bundle, tmp_path):
+    """bentofile.yaml (and bentofile-gpu.yaml, built as docs/archive.md says) builds a Bento with no
+    registry access (packages listed, not locked); the GPU variant records the GPU for schedulers,
+    installs onnxruntime-gpu and starts from a CUDA image."""
+    bentofile = "bentofile.yaml" if variant == "cpu" else "bentofile-gpu.yaml"
     src = tmp_path / "src"
     (src / "models").mkdir(parents=True)
-    shutil.copy(REPO / "bentofile.yaml", src)
+    shutil.copy(REPO / bentofile, src)
     shutil.copytree(REPO / "serving", src / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(tiny_bundle, src / "models" / "mudraj-e5-small")
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True",
-           "PIP_NO_INDEX": "1"}
-    out = subprocess.run([sys.executable, "-m", "bentoml", "build", "-o", "tag"], cwd=src, env=env,
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUDRAJ_")},
+           "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True", "PIP_NO_INDEX": "1",
+           **({"MUDRAJ_GPUS": "1"} if variant == "gpu" else {})}
+    out = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", bentofile, "-o", "tag"], cwd=src, env=env,
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    bento = next((tmp_path / "home" / "bentos" / "mudraj").glob("*/bento.yaml")).parent
+    bento = next((tmp_path / "home" / "bentos").glob("*/*/bento.yaml")).parent
     for rel in ("src/serving/service.py", "src/serving/static/index.html", "src/models/mudraj-e5-small/metadata.json"):
         assert (bento / rel).is_file(), rel
-    reqs = (bento / "env" / "python" / "requirements.txt").read_text()
-    assert "onnxruntime" in reqs and "torch" not in reqs and "transformers" not in reqs
+    reqs = (bento / "env" / "python" / "requirements.txt").read_text().split()
+    assert "torch" not in " ".join(reqs) and "transformers" not in " ".join(reqs)
+    meta = yaml.safe_load((bento / "bento.yaml").read_text())
+    config = meta["services"][0]["config"]
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    if variant == "cpu":
+        assert "onnxruntime>=1.20" in reqs and not any("onnxruntime-gpu" in r for r in reqs)
+        assert "resources" not in config and "nvidia/cuda" not in dockerfile
+    else:
+        assert "onnxruntime-gpu>=1.20" in reqs and "onnxruntime>=1.20" not in reqs
+        assert config["resources"] == {"gpu": 1} and meta["name"] == "mudraj-gpu"
+        assert "FROM nvidia/cuda:12.8" in dockerfile
+        assert {e["name"]: e["value"] for e in meta["envs"]}["MUDRAJ_DEVICE"] == "cuda"
 
 
 def test_oversized_request_body_is_refused_before_parsing(server):

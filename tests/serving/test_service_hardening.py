@@ -341,3 +341,23 @@ def test_predictor_deadline_hook(tiny_bundle):
     with pytest.raises(DeadlineExceeded) as info:
         p.predict_texts(texts, deadline=time.monotonic() - 1)
     assert info.value.done == 0 and info.value.total == math.ceil(30 / 4) + 1
+
+
+def test_two_workers_share_the_requests(tiny_bundle, tmp_path):
+    """MUDRAJ_WORKERS=2 (mudraj serve --workers 2): two worker processes, each with its model, both
+    answering concurrent requests, with the answers one worker gives."""
+    from serving.serve import ServerProcess
+
+    text = long_article(250)  # under the 15,000 characters of MUDRAJ_MAX_CHARS
+    with ServerProcess(tiny_bundle, tmp_path / "server.log", env=CLEAN_ENV, workers=2, threads=1, ready_timeout=180) as srv:
+        workers = [p for p in psutil.Process(srv.pid).children(recursive=True) if "--worker-id" in p.cmdline()]
+        assert sorted(p.cmdline()[p.cmdline().index("--worker-id") + 1] for p in workers) == ["1", "2"]
+        first = requests.post(srv.url + "/classify", json={"text": text}, timeout=120)
+        assert first.status_code == 200, first.text
+        reference = first.json()["sentences"]
+        busy = {p.pid: sum(p.cpu_times()[:2]) for p in workers}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: requests.post(srv.url + "/classify", json={"text": text}, timeout=300), range(16)))
+        assert all(r.status_code == 200 and r.json()["sentences"] == reference for r in answers)
+        used = {p.pid: sum(p.cpu_times()[:2]) - busy[p.pid] for p in workers}
+        assert all(t > 0.2 for t in used.values()), f"CPU seconds per worker while serving 16 requests: {used}"
