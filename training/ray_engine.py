@@ -221,7 +221,10 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
 
     t0 = time.perf_counter()
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, TimeoutError) as err:  # no cluster there, or not reachable
+            raise ValueError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
     try:

@@ -139,3 +139,73 @@ def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tm
     local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     _same(_records(out), local)
     assert json.loads((out / "_SUCCESS.json").read_text())["articles"] == 240
+
+
+def test_joins_a_running_cluster_and_names_a_missing_one(tiny_bundle, tmp_path):
+    """--address auto joins the cluster that `ray start --head` runs (as on a user's head node); with
+    no cluster there, one line says so."""
+    import shutil
+
+    inputs = _inputs(tmp_path / "in", copies=2)
+    _run("-m", tiny_bundle, *inputs, "-o", tmp_path / "local.jsonl", "-q")
+    local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+                            "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
+    assert start.returncode == 0, start.stderr[-3000:]
+    try:
+        err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--address", "auto", "--workers", "1",
+                   "--shard-size", "6", "-o", tmp_path / "ray")
+        assert "32 articles in 7 parts" in err
+        _same(_records(tmp_path / "ray"), local)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    p = _cli("-m", tiny_bundle, *inputs, "--engine", "ray", "--address", "auto", "-o", tmp_path / "ray2")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "--address auto: cannot join a Ray cluster" in err and "Traceback" not in err
+
+
+def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):
+    from serving.brackets import FormatError
+    from training.ray_engine import plan_shards
+
+    text = _texts()[0]
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "x", "text": text}, ensure_ascii=False) + "\n\n"
+                                      + json.dumps({"id": "y", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "y.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(FormatError, match=r"y.txt: duplicate id 'y' \(also .*a.jsonl:3\)"):
+        plan_shards([tmp_path / "a.jsonl", tmp_path / "y.txt"], 1)
+    (tmp_path / "b.jsonl").write_text('{"id": "z", "text": "نص"}\n{"id": "w", "text": \n', encoding="utf-8")
+    with pytest.raises(FormatError, match=r"b.jsonl:2: invalid JSON"):
+        plan_shards([tmp_path / "b.jsonl"], 10)
+    with pytest.raises(ValueError, match="not standard input"):
+        plan_shards(["-"], 10)
+    shards = plan_shards([tmp_path / "a.jsonl"], 1)  # a blank line between the records: line numbers kept
+    assert [(s.first_line, s.articles) for s in shards] == [(1, 1), (3, 1)]
+
+
+def test_rerun_keeps_matching_parts_redoes_changed_inputs_and_refuses_other_settings(tmp_path):
+    from training.ray_engine import RUN_FILE, plan_shards, prepare
+
+    text = _texts()[0]
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({"id": name, "text": text}, ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
+    inputs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    out = tmp_path / "out"
+    settings = {"bundle": "m", "bundle_sha256": "0", "format": "jsonl", "shard_size": 1, "precision": "auto", "threshold": None}
+    assert [s.index for s in prepare(out, plan_shards(inputs, 1), settings)] == [0, 1]
+    for i in (0, 1):
+        (out / f"part-{i:05d}.jsonl").write_text("{}\n")  # as if labelled
+    assert prepare(out, plan_shards(inputs, 1), settings) == []
+    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "b", "text": text + " "}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [s.index for s in prepare(out, plan_shards(inputs, 1), settings)] == [1]  # only the changed input
+    assert (out / "part-00000.jsonl").exists() and not (out / "part-00001.jsonl").exists()
+    with pytest.raises(ValueError, match="another threshold"):
+        prepare(out, plan_shards(inputs, 1), {**settings, "threshold": 0.3})
+    assert json.loads((out / RUN_FILE).read_text())["settings"] == settings  # the refused run changed nothing
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="not empty and holds no mudraj run"):
+        prepare(tmp_path / "other", plan_shards(inputs, 1), settings)
