@@ -9,7 +9,7 @@ eager fp32 of the same runs, threads pinned.
 Each bundle and each eager model scores the same articles (a seeded sample of --articles); the order of setups is rotated over
 `--repeats` rounds and the best round counts. Writes bench/results/model_types.json and, with
 --plot, a speed/quality figure (quality: the F1 stored in each bundle's metadata under
-metrics.test, when it was released/evaluated on the same test split).
+metrics.test, when it was released/evaluated on the same test split; or --report NAME=report.json).
 """
 from __future__ import annotations
 
@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/results/model_types.json"))
     ap.add_argument("--plot", type=Path, help="write a speed/quality figure here")
+    ap.add_argument("--report", action="append", default=[],
+                    help="NAME=report.json of `mudraj evaluate`: the F1 plotted for bundle NAME (default: the "
+                         "test F1 in the bundle's metadata); give reports of the same test data for every bundle")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
@@ -113,6 +116,10 @@ def main() -> None:
         setups[f"{name} int8"] = lambda t, p=pred: len(p.predict_texts([t])[0])
         test = read_metadata(path, verify=False).get("metrics", {}).get("test", {})
         quality[f"{name} int8"] = test.get("f1")
+    for name, report in named(a.report, "--report").items():
+        import json
+
+        quality[f"{name} int8"] = round(json.loads(report.read_text(encoding="utf-8"))["test"]["f1"], 4)
     for name, run in named(a.eager, "--eager").items():
         setups[f"{name} pytorch eager"] = eager_scorer(run, a.threads)
     for fn in setups.values():
