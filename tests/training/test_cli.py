@@ -1,4 +1,4 @@
-"""The one command line: `serve` and `predict` run without torch; user errors are one line,
+"""The one command line: `serve` and `predict` run without torch (and without Ray); user errors are one line,
 bugs keep their traceback, MUDRAJ_DEBUG=1 shows it for everything."""
 import json
 import subprocess
@@ -17,6 +17,7 @@ NO_TORCH = """
 import json, os, sys
 sys.modules["torch"] = None
 sys.modules["transformers"] = None
+sys.modules["ray"] = None  # serving and the local engine never need Ray
 from typer.testing import CliRunner
 from training.cli import app
 calls = []
