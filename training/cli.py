@@ -25,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Mudraj: find commentary inserted into Arabic news articles, sentence by sentence.")
 corpus_app = typer.Typer(no_args_is_help=True, help="Build the training corpus (hosts + our insertions).")
 app.add_typer(corpus_app, name="corpus")
+app.command("predict")(_predict_command)  # first in --help, as the command users run most
 
 
 def _version(value: bool) -> None:
@@ -327,8 +328,7 @@ def audit(corpus_dir: Path = typer.Argument(D.CORPUS_DIR, help="output of `mudra
     typer.echo(json.dumps(_guard(lambda: run_audit(corpus_dir)), indent=2, ensure_ascii=False))
 
 
-for _name, _command in (("predict", _predict_command), ("transfer", _transfer_command), ("compare", _compare_command),
-                       ("diff", _diff_command)):
+for _name, _command in (("transfer", _transfer_command), ("compare", _compare_command), ("diff", _diff_command)):
     app.command(_name)(_command)  # each defined in its own module
 
 
