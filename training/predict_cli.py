@@ -81,7 +81,10 @@ def _label_locally(inputs, predictor, out, fmt: Format, threshold, quiet: bool) 
             bar.update()
     if not out:
         text = render(fmt, arts, results)
-        typer.echo(text, nl=False) if fmt is Format.table else sys.stdout.write(text)  # colours only on a terminal
+        if fmt is Format.table:
+            typer.echo(text, nl=False)  # colours only on a terminal
+        else:
+            sys.stdout.write(text)
         return
     import click
 

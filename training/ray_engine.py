@@ -50,14 +50,14 @@ class Shard:
         return f"part-{self.index:05d}.{Format(fmt).value}"
 
     def fingerprint(self) -> str:
-        stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in self.files]
+        stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in self.files)]
         return json.dumps([self.kind, stats, self.start, self.end], ensure_ascii=False)
 
 
 def _jsonl_shards(path: Path, size: int, seen: dict[str, str]) -> Iterator[tuple[int, int, int, int]]:
     """(byte start, byte end, first line, articles) for each shard of a JSONL file; every record is
     parsed and checked, its id recorded in `seen`."""
-    count, start, first, end = 0, 0, 1, 0
+    count, start, first = 0, 0, 1
     for lineno, pos, end, rec in jsonl_lines(path):
         art = jsonl_article(path, lineno, rec)
         _unique(art.id, f"{path}:{lineno}", seen)
