@@ -67,6 +67,53 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
             "per_voice": report.get("per_voice"), "hard_negatives": report.get("hard_negatives")}
 
 
+def completed(cell: dict) -> dict:
+    """A per-source cell with precision and F1, derived exactly from its counts (sentences, inserted,
+    recall, false-alarm rate) where an older report gives recall and false alarms only."""
+    if cell.get("f1") is not None or cell.get("recall") is None or cell.get("false_alarm_rate") is None:
+        return cell
+    tp = round(cell["recall"] * cell["inserted"])
+    fp = round(cell["false_alarm_rate"] * (cell["sentences"] - cell["inserted"]))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * cell["recall"] / (precision + cell["recall"]) if precision + cell["recall"] else 0.0
+    return {**cell, "precision": precision, "f1": f1}
+
+
+def plot(rows: list[dict], against: dict[str, dict], path: Path) -> Path:
+    """transfer.png: F1, recall and false alarms on each held-out source, for the model trained without
+    it next to each model given with --against."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from training.io import atomic_write_bytes
+
+    models = ["trained without it", *against]
+    cells = {r["source"]: [r["test"], *(completed((a.get("per_source") or {}).get(r["source"]) or {})
+                                       for a in against.values())] for r in rows}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    x = np.arange(len(rows))
+    width = 0.8 / len(models)
+    for ax, metric, title in zip(axes, ("f1", "recall", "false_alarm_rate"), ("F1", "recall", "false alarms")):
+        for i, name in enumerate(models):
+            values = [cells[r["source"]][i].get(metric) for r in rows]
+            ax.bar(x + (i - (len(models) - 1) / 2) * width, [np.nan if v is None else v for v in values],
+                   width, label=name)
+        ax.set_xticks(x, [r["source"] for r in rows])
+        ax.set_title(f"{title} on the held-out source")
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 def table(rows: list[dict], against: dict[str, dict]) -> str:
     """The markdown table: each held-out source, the model trained without it, then the models given."""
     from training.report import cell
@@ -79,7 +126,7 @@ def table(rows: list[dict], against: dict[str, dict]) -> str:
                      f"({r['train_articles']} articles, {r['steps']} steps) | "
                      + " | ".join(cell(t[m]) for m in METRICS) + " |")
         for name, report in against.items():
-            s = (report.get("per_source") or {}).get(r["source"])
+            s = completed((report.get("per_source") or {}).get(r["source"]) or {})
             if s:
                 lines.append(f"| | | | {name} | " + " | ".join(cell(s.get(m)) for m in METRICS) + " |")
     return "\n".join(lines) + "\n"
@@ -113,6 +160,8 @@ def command(config: Path = typer.Option(D.REPO / "configs" / "e5-small.yaml", "-
     rows = []
     for source in chosen:
         rows.append(leave_one_out(config, source, max_steps, corpora, D.DATA, test, out, runs))
-        atomic_write_text(out / "README.md", "# Leave one source out\n\n" + table(rows, given))
+        atomic_write_text(out / "README.md", "# Leave one source out\n\n" + table(rows, given)
+                          + "\n![F1, recall and false alarms per held-out source](transfer.png)\n")
         atomic_write_json(out / "transfer.json", rows)
+        plot(rows, given, out / "transfer.png")
     typer.echo(table(rows, given))

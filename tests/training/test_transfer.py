@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
-from training.transfer import source_split, table
+from training.transfer import plot, source_split, table
 
 
 def test_source_split_keeps_one_sources_articles_only(tmp_path):
@@ -35,3 +35,17 @@ def test_unknown_source_and_bad_against_are_refused():
     assert res.exit_code == 2 and "unknown source" in res.output
     res = CliRunner().invoke(app, ["transfer", "--against", "nothing-here"])
     assert res.exit_code == 2 and "NAME=path/to/report.json" in res.output
+
+
+def test_older_reports_get_precision_and_f1_from_their_counts_and_the_plot_is_drawn(tmp_path):
+    # 91 inserted of 426: recall 54/91, false alarms 6/335 -> precision 54/60, F1 2PR/(P+R)
+    old = {"per_source": {"armpro": {"sentences": 426, "inserted": 91, "recall": 54 / 91,
+                                     "false_alarm_rate": 6 / 335}}}
+    row = {"source": "armpro", "train_articles": 1622, "steps": 900,
+           "test": {"sentences": 426, "inserted": 91, "f1": 0.5, "precision": 0.6, "recall": 0.43,
+                    "false_alarm_rate": 0.02}}
+    p, r = 54 / 60, 54 / 91
+    assert table([row], {"old": old}).splitlines()[3] == (
+        f"| | | | old | {2 * p * r / (p + r):.3f} | {p:.3f} | {r:.3f} | {6 / 335:.3f} |")
+    png = plot([row], {"old": old, "no cell": {"per_source": {}}}, tmp_path / "transfer.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
