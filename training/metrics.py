@@ -41,6 +41,11 @@ def metrics(labels: np.ndarray, probs: np.ndarray, thr: float, art_idx: np.ndarr
     return out
 
 
+def f1_of(precision: float, recall: float) -> float:
+    """F1 from precision and recall; 0 when both are 0."""
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
     """Mean |predicted - observed share inserted| over equal-width probability bins, weighted by bin size."""
     edges = np.linspace(0, 1, bins + 1)
@@ -72,7 +77,6 @@ def breakdown(labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequenc
             if y.any() and (y == 0).any():  # a group with both classes (a source, a genre): F1 too
                 flagged = int(pr.sum())
                 row["precision"] = float((pr & (y == 1)).sum() / flagged) if flagged else 0.0
-                row["f1"] = float(2 * row["precision"] * row["recall"] / (row["precision"] + row["recall"])
-                                  if row["precision"] + row["recall"] else 0.0)
+                row["f1"] = f1_of(row["precision"], row["recall"])
         out[g] = row
     return out

@@ -70,13 +70,19 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
 def completed(cell: dict) -> dict:
     """A per-source cell with precision and F1, derived exactly from its counts (sentences, inserted,
     recall, false-alarm rate) where an older report gives recall and false alarms only."""
+    from training.metrics import f1_of
+
     if cell.get("f1") is not None or cell.get("recall") is None or cell.get("false_alarm_rate") is None:
         return cell
     tp = round(cell["recall"] * cell["inserted"])
     fp = round(cell["false_alarm_rate"] * (cell["sentences"] - cell["inserted"]))
     precision = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * precision * cell["recall"] / (precision + cell["recall"]) if precision + cell["recall"] else 0.0
-    return {**cell, "precision": precision, "f1": f1}
+    return {**cell, "precision": precision, "f1": f1_of(precision, cell["recall"])}
+
+
+def against_cell(report: dict, source: str) -> dict:
+    """A model given with --against, on one held-out source: its report's per-source cell, completed."""
+    return completed((report.get("per_source") or {}).get(source) or {})
 
 
 def plot(rows: list[dict], against: dict[str, dict], path: Path) -> Path:
@@ -93,8 +99,7 @@ def plot(rows: list[dict], against: dict[str, dict], path: Path) -> Path:
     from training.io import atomic_write_bytes
 
     models = ["trained without it", *against]
-    cells = {r["source"]: [r["test"], *(completed((a.get("per_source") or {}).get(r["source"]) or {})
-                                       for a in against.values())] for r in rows}
+    cells = {r["source"]: [r["test"], *(against_cell(a, r["source"]) for a in against.values())] for r in rows}
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     x = np.arange(len(rows))
     width = 0.8 / len(models)
@@ -126,7 +131,7 @@ def table(rows: list[dict], against: dict[str, dict]) -> str:
                      f"({r['train_articles']} articles, {r['steps']} steps) | "
                      + " | ".join(cell(t[m]) for m in METRICS) + " |")
         for name, report in against.items():
-            s = completed((report.get("per_source") or {}).get(r["source"]) or {})
+            s = against_cell(report, r["source"])
             if s:
                 lines.append(f"| | | | {name} | " + " | ".join(cell(s.get(m)) for m in METRICS) + " |")
     return "\n".join(lines) + "\n"
