@@ -28,11 +28,16 @@ class SentencePrediction:
     label: str
     score: float
     windows: int = 1  # >1 when a long sentence was scored in several windows
+    # The kind of insertion (bundles with a kind head; sentences labelled inserted only):
+    # {"name": ..., "p": ..., "top": [{"name": ..., "p": ...} x 3]}
+    kind: dict | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
         if d["windows"] == 1:
             del d["windows"]
+        if d["kind"] is None:
+            del d["kind"]
         return d
 
 
@@ -47,6 +52,11 @@ class DeadlineExceeded(TimeoutError):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """P(inserted) from a margin (logit inserted - logit reporting), overflow-safe."""
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
 
 
 def decide(probability: float, threshold: float) -> tuple[str, float]:
@@ -95,6 +105,10 @@ class Predictor:
             raise ValueError(f"{self.bundle}: unknown model_type {self.model_type!r} (known: {MODEL_TYPES})")
         self.windows = ArticleEncoder(self.encoder) if self.model_type == "article" else None
         self.threshold = float(self.meta["threshold"])
+        # The kind head's classes (article bundles trained with kind_loss_weight > 0), in output order.
+        self.kinds = list(self.meta.get("kinds") or [])
+        if self.kinds and "kind_logits" not in {o.name for o in self.session.get_outputs()}:
+            raise ValueError(f"{self.bundle}: metadata names {len(self.kinds)} kinds but the model has no kind_logits output")
         self.temperature = float(self.meta.get("temperature", 1.0))
 
     @property
@@ -131,15 +145,17 @@ class Predictor:
         return sigmoid(margins / self.temperature)
 
     def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True,
-                        deadline: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                        deadline: float | None = None, kinds_out: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per sentence of each article: the margin of its worst window, and its window count.
 
         isolate=True (the default, used by predict, evaluate and /classify): each article is computed
         in batches of its own, so its scores do not depend on the other articles of the call.
         deadline: see logits().
+        kinds_out: a list that receives, per article, the kind head's probabilities [sentences, kinds]
+        (bundles with a kind head; nothing is appended otherwise).
         """
         if self.windows is not None:
-            return self._article_model_margins(articles, isolate, deadline)
+            return self._article_model_margins(articles, isolate, deadline, kinds_out)
         feats: list[Feature] = []
         owner: list[tuple[int, int]] = []
         groups: list[list[int]] = []
@@ -158,7 +174,7 @@ class Predictor:
         return result
 
     def _article_model_margins(self, articles: Sequence[Sequence[str]], isolate: bool,
-                               deadline: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                               deadline: float | None, kinds_out: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """article_margins for the article model: each sentence's margin comes from the window that
         scores it (the highest over the pieces of a long sentence); window counts are piece counts.
         Windows of one article are always batched on their own: `isolate` is accepted for the same
@@ -167,18 +183,26 @@ class Predictor:
         batches = [(a, enc.windows[b : b + self.batch_size])
                    for a, enc in enumerate(encoded) for b in range(0, len(enc.windows), self.batch_size)]
         result = [(np.full(enc.n_sentences, -np.inf), np.zeros(enc.n_sentences, dtype=np.int64)) for enc in encoded]
+        kinds = [np.zeros((enc.n_sentences, len(self.kinds)), np.float32) for enc in encoded] if self.kinds else None
+        outputs = ["logits", "kind_logits"] if kinds is not None else ["logits"]
         for k, (a, windows) in enumerate(batches):
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(k, len(batches))
             feed = pad_windows(windows, self.encoder.pad_id)
-            logits = self.session.run(["logits"], {n: v for n, v in feed.items() if n in self.input_names})[0]
+            ran = self.session.run(outputs, {n: v for n, v in feed.items() if n in self.input_names})
+            logits = ran[0]
             margins, counts = result[a]
             for r, w in enumerate(windows):
                 for j, (unit, scored) in enumerate(zip(w.units, w.scored)):
                     if scored:
                         sent = encoded[a].unit_sentence[unit]
-                        margins[sent] = max(margins[sent], float(logits[r, j, 1] - logits[r, j, 0]))
+                        m = float(logits[r, j, 1] - logits[r, j, 0])
+                        if kinds is not None and m > margins[sent]:  # the kind of the piece that decides
+                            kinds[a][sent] = softmax(ran[1][r, j])
+                        margins[sent] = max(margins[sent], m)
                         counts[sent] += 1
+        if kinds_out is not None and kinds is not None:
+            kinds_out.extend(kinds)
         return result
 
     def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True,
@@ -195,11 +219,20 @@ class Predictor:
         for t in texts:
             clean = strip_brackets(t)[0] if ("[" in t or "]" in t) else t
             cut.append(segment(clean))
-        scored = self.score_articles([[s.text for s in spans] for spans in cut], deadline=deadline)
+        kinds: list = []
+        margins = self.article_margins([[s.text for s in spans] for spans in cut], deadline=deadline, kinds_out=kinds)
         out = []
-        for spans, (scores, windows) in zip(cut, scored):
-            out.append([
-                SentencePrediction(s.start, s.end, s.text, *decide(p, thr), int(w))
-                for s, p, w in zip(spans, scores, windows)
-            ])
+        for a, (spans, (m, windows)) in enumerate(zip(cut, margins)):
+            sents = []
+            for i, (s, p, w) in enumerate(zip(spans, self.probabilities(m), windows)):
+                label, score = decide(p, thr)
+                kind = self.kind_of(kinds[a][i]) if kinds and label == LABELS[1] else None
+                sents.append(SentencePrediction(s.start, s.end, s.text, label, score, int(w), kind))
+            out.append(sents)
         return out
+
+    def kind_of(self, probs: np.ndarray) -> dict:
+        """The kind head's answer for one sentence: the likeliest kind, its probability, and the top 3."""
+        order = np.argsort(-probs)[:3]
+        top = [{"name": self.kinds[i], "p": round(float(probs[i]), 4)} for i in order]
+        return {"name": top[0]["name"], "p": top[0]["p"], "top": top}

@@ -9,7 +9,9 @@ e5 was itself trained to mean-pool.)
 It is a transformers PreTrainedModel, so Trainer checkpoints it, `save_pretrained` writes it and
 `from_pretrained` loads a backbone's BERT weights into it (the head starts new). Its ONNX graph takes
 input_ids, attention_mask, token_type_ids [batch, tokens] and marker_positions [batch, markers] and
-returns logits [batch, markers, 2].
+returns logits [batch, markers, 2], and, when the model has a kind head (config.kind_labels, issue 24),
+kind_logits [batch, markers, kinds]: which kind of insertion a sentence would be, trained only on
+inserted sentences whose kind is known, with weight config.kind_loss_weight in the loss.
 
 `load_model` is the one way export, prune and the benchmarks load a run's model, whatever its type.
 """
@@ -30,17 +32,30 @@ class BertForArticleTagging(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = torch.nn.Dropout(config.classifier_dropout or config.hidden_dropout_prob)
         self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+        kinds = list(getattr(config, "kind_labels", None) or [])
+        self.kind_classifier = torch.nn.Linear(config.hidden_size, len(kinds)) if kinds else None
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, marker_positions=None,
-                labels=None, **kwargs):
+                labels=None, kind_labels=None, **kwargs):
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids).last_hidden_state  # [B, T, H]
-        logits = self.classifier(self.dropout(pool_units(hidden, attention_mask, marker_positions)))  # [B, S, 2]
+        units = self.dropout(pool_units(hidden, attention_mask, marker_positions))  # [B, S, H]
+        logits = self.classifier(units)  # [B, S, 2]
         out = {"logits": logits}
+        if self.kind_classifier is not None:
+            out["kind_logits"] = self.kind_classifier(units)  # [B, S, kinds]
         if labels is not None:
             out["loss"] = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE)
+        if kind_labels is not None and self.kind_classifier is not None:
+            k = out["kind_logits"]
+            known = (kind_labels != IGNORE).sum()
+            kind_loss = torch.nn.functional.cross_entropy(
+                k.reshape(-1, k.size(-1)).float(), kind_labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
+            out["kind_loss"] = kind_loss / known.clamp(min=1)
+            if "loss" in out:
+                out["loss"] = out["loss"] + float(getattr(self.config, "kind_loss_weight", 1.0)) * out["kind_loss"]
         return out
 
 
@@ -88,16 +103,33 @@ def load_model(model_dir: Path, model_type: str, **kwargs):
     raise ValueError(f"unknown model_type {model_type!r}")
 
 
-def featurize_windows(articles, encoder, scored_only: bool = False) -> dict[str, list]:
+def sentence_kinds(article, kinds: list[str]) -> list[int]:
+    """The kind index of each sentence of an article: its inserted sentences take the corpus row's
+    "kinds" (reading order); reporting sentences, kinds not annotated (null) or unknown: IGNORE."""
+    given = list(article.meta.get("kinds") or [])
+    inserted = [i for i, s in enumerate(article.sentences) if s.label == 1]
+    out = [IGNORE] * len(article.sentences)
+    if len(given) != len(inserted):
+        return out  # a text without kind annotations (or a mismatch): nothing to learn kinds from
+    for i, k in zip(inserted, given):
+        out[i] = kinds.index(k) if k in kinds else IGNORE
+    return out
+
+
+def featurize_windows(articles, encoder, scored_only: bool = False, kinds: list[str] | None = None) -> dict[str, list]:
     """Trainer columns for the article model, one row per window. Every marker is labelled with its
     sentence's label; scored_only (dev) keeps only the window that scores each sentence at inference,
-    so dev metrics count every sentence once, as `mudraj evaluate` does."""
+    so dev metrics count every sentence once, as `mudraj evaluate` does. With `kinds`, a kind_labels
+    column too (sentence_kinds)."""
     from serving.windows import ArticleEncoder
 
     windows = ArticleEncoder(encoder)
     cols: dict[str, list] = {"input_ids": [], "marker_positions": [], "labels": [], "length": []}
+    if kinds:
+        cols["kind_labels"] = []
     for a in articles:
         enc = windows.encode_article([s.text for s in a.sentences])
+        sk = sentence_kinds(a, kinds) if kinds else None
         for w in enc.windows:
             labels = [a.sentences[enc.unit_sentence[u]].label if (ok or not scored_only) else IGNORE
                       for u, ok in zip(w.units, w.scored)]
@@ -105,6 +137,9 @@ def featurize_windows(articles, encoder, scored_only: bool = False) -> dict[str,
             cols["marker_positions"].append(w.markers)
             cols["labels"].append(labels)
             cols["length"].append(len(w.input_ids))
+            if kinds:
+                cols["kind_labels"].append([sk[enc.unit_sentence[u]] if (ok or not scored_only) else IGNORE
+                                            for u, ok in zip(w.units, w.scored)])
     return cols
 
 
@@ -121,10 +156,16 @@ class WindowCollator:
         mask = torch.zeros_like(ids)
         markers = torch.zeros((len(rows), n), dtype=torch.long)
         labels = torch.full((len(rows), n), IGNORE, dtype=torch.long)
+        kind_labels = torch.full((len(rows), n), IGNORE, dtype=torch.long) if "kind_labels" in rows[0] else None
         for i, r in enumerate(rows):
+            if kind_labels is not None:
+                kind_labels[i, : len(r["kind_labels"])] = torch.tensor(r["kind_labels"])
             ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
             mask[i, : len(r["input_ids"])] = 1
             markers[i, : len(r["marker_positions"])] = torch.tensor(r["marker_positions"])
             labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
-                "marker_positions": markers, "labels": labels}
+        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
+               "marker_positions": markers, "labels": labels}
+        if kind_labels is not None:
+            out["kind_labels"] = kind_labels
+        return out

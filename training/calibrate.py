@@ -21,7 +21,7 @@ import numpy as np
 from serving.bundle import METADATA, BundleError, resolve_bundle
 from serving.predictor import Predictor, sigmoid
 from training.data import load_articles
-from training.defaults import TARGET_FALSE_ALARM_RATE
+from training.defaults import GENUINE_FLAG_RATE, TARGET_FALSE_ALARM_RATE
 from training.io import atomic_write_json
 from training.metrics import metrics
 
@@ -56,10 +56,13 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, target_far: float | 
 
 
 def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None = TARGET_FALSE_ALARM_RATE,
-              precision: str = "auto") -> dict:
+              precision: str = "auto", genuine: Sequence[Path] = (),
+              genuine_target: float = GENUINE_FLAG_RATE) -> dict:
     """Fit temperature then threshold on the dev articles, write them into the bundle's metadata.json
     (atomically) and return the dev results: articles, temperature, threshold, target and metrics.
-    target_far None: the threshold with the best dev F1. bundle: as serving.bundle.resolve_bundle takes it."""
+    target_far None: the threshold with the best dev F1. bundle: as serving.bundle.resolve_bundle takes it.
+    genuine: articles with no insertion from dev outlets (build/corpus/genuine-dev.jsonl); the threshold is
+    then raised, if needed, until at most genuine_target of their sentences are flagged."""
     from training.evaluate import score  # not at the top: evaluate imports this module's choose_threshold
 
     if target_far is not None and not 0 <= target_far < 1:
@@ -78,8 +81,22 @@ def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None
     temperature = fit_temperature(d.margins, d.labels)
     probs = sigmoid(d.margins / temperature)
     threshold = choose_threshold(probs, d.labels, target_far)
+    genuine_info = None
+    if genuine:
+        g = score(predictor, load_articles(genuine))
+        if g.labels.any():
+            raise ValueError(f"genuine dev data {', '.join(map(str, genuine))} holds inserted sentences")
+        g_probs = sigmoid(g.margins / temperature)
+        g_threshold = choose_threshold(g_probs, g.labels, genuine_target)
+        genuine_info = {"articles": int(g.article_index.max() + 1) if len(g.article_index) else 0,
+                        "sentences": len(g.labels), "target_flag_rate": genuine_target,
+                        "threshold_for_target": g_threshold, "labelled_dev_threshold": threshold}
+        threshold = max(threshold, g_threshold)
+        genuine_info["sentences_flagged"] = float((g_probs >= threshold).mean())
     info = {"articles": len(articles), "temperature": temperature, "threshold": threshold,
             "target_false_alarm_rate": target_far, **metrics(d.labels, probs, threshold, d.article_index)}
+    if genuine_info:
+        info["genuine_dev"] = genuine_info
 
     meta = json.loads((bundle / METADATA).read_text(encoding="utf-8"))
     meta.update(threshold=threshold, temperature=temperature)

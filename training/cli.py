@@ -235,6 +235,28 @@ def corpus_check(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, 
     typer.echo("insertions OK")
 
 
+@corpus_app.command("genuine")
+def corpus_genuine(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
+                   model: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--model", "-m",
+                                              help="the bundle whose flags make hard negatives (the shipped model)"),
+                   n_opinion: int = typer.Option(3000, help="opinion pieces to take from train outlets, genre-balanced"),
+                   n_scored: int = typer.Option(2000, help="train-outlet articles to score for hard negatives"),
+                   seed: int = typer.Option(D.HOST_SEED)):
+    """Mine genuine articles (no insertion) into data/genuine.jsonl: negatives from train outlets (hard
+    negatives the model flags, opinion pieces), the false-alarm benchmark from dev and test outlets."""
+    from training import genuine as G
+
+    def run():
+        pooled = G.pool(corpora, data)
+        predictor, score_of = G.shipped_scorer(_bundle(model))
+        records = G.select(pooled, G.genres_with_cache(D.GENRE_CACHE), score_of, n_opinion=n_opinion,
+                           n_scored=n_scored, flag_at=predictor.threshold, seed=seed)
+        G.write(records, data / "genuine.jsonl")
+        return G.summary(records)
+
+    typer.echo(json.dumps(_guard(run), indent=2, ensure_ascii=False))
+
+
 @corpus_app.command("build")
 def corpus_build(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
                  out: Path = typer.Option(D.CORPUS_DIR, help="output folder"),
@@ -254,17 +276,27 @@ def calibrate(model: Path = typer.Option(..., "--model", "-m", help="bundle or t
               target_far: float = typer.Option(D.TARGET_FALSE_ALARM_RATE, "--target-far",
                                                help="false-alarm rate on reporting sentences the threshold aims at"),
               best_f1: bool = typer.Option(False, "--best-f1", help="choose the threshold for best F1 instead"),
+              genuine: List[Path] = typer.Option([], "--genuine", help="genuine articles of dev outlets (no insertion, "
+                                                 "e.g. build/corpus/genuine-dev.jsonl): the threshold is raised until "
+                                                 "at most --genuine-rate of their sentences are flagged"),
+              genuine_rate: float = typer.Option(D.GENUINE_FLAG_RATE, "--genuine-rate",
+                                                 help="share of genuine sentences the threshold may flag"),
               precision: str = typer.Option("auto", help="int8, fp32 or auto")):
     """Fit temperature and threshold on dev articles; store them in the bundle for predict, serve and evaluate."""
     from training.calibrate import calibrate as run_calibrate
 
     bundle = _bundle(model)
-    d = _guard(lambda: run_calibrate(bundle, dev, target_far=None if best_f1 else target_far, precision=precision))
+    d = _guard(lambda: run_calibrate(bundle, dev, target_far=None if best_f1 else target_far, precision=precision,
+                                     genuine=genuine, genuine_target=genuine_rate))
     target = "best F1" if d["target_false_alarm_rate"] is None else f"false alarms <= {d['target_false_alarm_rate']}"
     typer.echo(f"stored in {bundle / 'metadata.json'}: threshold {d['threshold']:.4f} ({target})  "
                f"temperature {d['temperature']:.3f}")
     typer.echo(f"dev ({d['articles']} articles): F1 {d['f1']:.3f}  P {d['precision']:.3f}  R {d['recall']:.3f}  "
                f"false alarms {d['false_alarm_rate']:.3f}  ECE {d['ece']:.3f}")
+    if d.get("genuine_dev"):
+        g = d["genuine_dev"]
+        typer.echo(f"genuine dev ({g['articles']} articles): {g['sentences_flagged']:.2%} of sentences flagged "
+                   f"(target {g['target_flag_rate']:.0%}; threshold for it alone {g['threshold_for_target']:.4f})")
 
 
 @app.command()
@@ -277,20 +309,55 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
              precision: str = typer.Option("auto", help="int8, fp32 or auto"),
              redact: str = typer.Option("none", help="none | reporting | all: keep sentence text out of the report"),
              compare: bool = typer.Option(False, "--compare", help="labels from aligning published texts with their "
-                                          "sources (JSONL source/published pairs, or bracketed articles)")):
+                                          "sources (JSONL source/published pairs, or bracketed articles)"),
+             genuine: List[Path] = typer.Option([], "--genuine", help="articles with no insertion (e.g. "
+                                                "build/corpus/genuine-test.jsonl): the genuine false-alarm benchmark")):
     """Score held-out articles through the serving predictor, with the threshold and temperature stored in
     the bundle (`mudraj calibrate`); write report.md/json and figures. The bundle is only read."""
     from training.evaluate import evaluate as run_eval
 
     bundle = _bundle(model)
     r = _guard(lambda: run_eval(bundle, data, out, train=train, dev=dev, precision=precision, redact=redact,
-                                compare=compare))
+                                compare=compare, genuine=genuine))
     t = r["test"]
     typer.echo(f"report: {out / 'report.md'}  ({r['seconds']} s)")
     typer.echo(f"F1 {t['f1']:.3f}  P {t['precision']:.3f}  R {t['recall']:.3f}  false alarms {t['false_alarm_rate']:.3f}  "
                f"PR-AUC {t.get('pr_auc', float('nan')):.3f}  ECE {t['ece']:.3f}  threshold {r['model']['threshold']:.4f}")
     for name, b in r["baselines"].items():
         typer.echo(f"  baseline {name}: F1 {b['f1']:.3f}  false alarms {b['false_alarm_rate']:.3f}")
+    if r.get("unseen_writers"):
+        u = r["unseen_writers"]
+        typer.echo(f"unseen writers ({', '.join(u['voices'])}): F1 {u['pooled']['f1']:.3f}  "
+                   + "  ".join(f"{v} {m.get('f1', float('nan')):.3f}" for v, m in u["per_voice"].items()))
+    if r.get("genuine"):
+        g = r["genuine"]["all"]
+        typer.echo(f"genuine ({g['articles']} articles): {g['sentences_flagged']:.2%} of sentences and "
+                   f"{g['articles_flagged']:.1%} of articles flagged")
+
+
+@app.command()
+def gate(shipped: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--shipped", help="the shipped bundle"),
+         candidate: Path = typer.Option(..., "--candidate", help="the candidate bundle"),
+         shipped_reports: Path = typer.Option(..., "--shipped-reports", help="folder with test/ and test-v1-corpus/ "
+                                              "reports of the shipped bundle"),
+         candidate_reports: Path = typer.Option(..., "--candidate-reports", help="the same for the candidate"),
+         speed_data: Path = typer.Option(D.CORPUS_DIR / "test.jsonl", "--speed-data",
+                                         help="articles to time both bundles on"),
+         out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the verdict (gate.json, gate.md) here")):
+    """The release rule (issue 20): ship the candidate only if it beats the shipped model on unseen writers,
+    flags no more genuine text, keeps the old test, every kind and the speed. Exit 1 when it does not."""
+    from training.io import atomic_write_json, atomic_write_text
+    from training.release_rule import gate as run_gate, render
+
+    verdict = _guard(lambda: run_gate(_bundle(shipped), _bundle(candidate), shipped_reports, candidate_reports,
+                                      speed_data))
+    text = render(verdict)
+    typer.echo(text)
+    if out is not None:
+        atomic_write_json(out / "gate.json", verdict)
+        atomic_write_text(out / "gate.md", text)
+    if not verdict["ship"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -23,6 +23,13 @@ class TrainConfig(BaseModel):
     train_data: list[str] = Field(["data/tiny"], description="folders / .txt / .jsonl of labelled articles")
     dev_data: list[str] = Field([], description="empty: split dev_fraction of the train articles off")
     dev_fraction: float = Field(0.2, ge=0, lt=1)
+    genuine_data: list[str] = Field([], description="genuine articles (every sentence reporting) added to training "
+                                                    "as negatives: build/corpus/genuine-train.jsonl (issue 20)")
+    genuine_fraction: float = Field(1.0, gt=0, le=1, description="seeded share of the genuine_data articles "
+                                                                 "drawn into training (the sampling ratio)")
+    kind_loss_weight: float = Field(0.0, ge=0, description="article model: weight of the kind head's loss (a "
+                                    "distribution over the twelve kinds, trained on inserted sentences "
+                                    "whose kind is known); 0: no kind head")
     output_dir: str = "runs/run"
     # Model input
     model_type: Literal["pair", "article"] = Field(

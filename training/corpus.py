@@ -27,8 +27,12 @@ KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_repo
          # added with the voices (data/voices/README.md)
          "rhetorical_question", "evaluative", "connective_aside", "fabricated_quote", "hedged_prediction")
 # The writers' briefs in data/voices/; "house" is the first, single writer (batches 1-6).
-VOICES = ("house", "wire", "oped", "science", "digest")
-TEST_ONLY_VOICES = ("digest",)  # never in training or dev: the held-out-voice evaluation
+VOICES = ("house", "wire", "oped", "science", "digest",
+          # issue 20: independent writers, each given a one-line persona and the task, never our kinds
+          "enrich", "subeditor", "assistant", "recap", "broadcast", "seo")
+TEST_ONLY_VOICES = ("digest", "enrich", "subeditor")  # never in training or dev: the unseen-writer evaluation
+# Voices whose writers never saw our kinds: their insertions carry "kind": null (not annotated).
+UNKINDED_VOICES = ("enrich", "subeditor", "assistant", "recap", "broadcast", "seo")
 MIN_WORDS, MAX_WORDS = 8, 50
 
 
@@ -68,7 +72,7 @@ class Insertion:
     host: str
     para: int
     slot: int
-    kind: str
+    kind: str | None  # None: written by a voice that never saw our kinds (UNKINDED_VOICES)
     text: str
     new_para: bool
     source: str
@@ -88,6 +92,8 @@ def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
             voice = r.get("voice", "house")
             if voice not in VOICES:
                 raise FormatError(str(path), i, f"unknown voice {voice!r} (known: {', '.join(VOICES)})")
+            if r["kind"] is None and voice not in UNKINDED_VOICES:
+                raise FormatError(str(path), i, f"kind is null, allowed only for the voices {UNKINDED_VOICES}")
             out.append(Insertion(r["host"], r["para"], r["slot"], r["kind"], r["text"], bool(r.get("new_para")),
                                  str(path), i, voice))
     return out
@@ -135,7 +141,7 @@ def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[C
             problems.append(f"{where}: unknown host id {ins.host!r}")
             continue
         host = hosts[ins.host]
-        if ins.kind not in KINDS:
+        if ins.kind not in KINDS and not (ins.kind is None and ins.voice in UNKINDED_VOICES):
             problems.append(f"{where}: unknown kind {ins.kind!r} (known: {', '.join(KINDS)})")
         t = ins.text
         if "[" in t or "]" in t or "\n" in t:
@@ -349,7 +355,14 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
             "sentences": len(records[split]),
             "inserted": sum(r["label"] == "inserted" for r in records[split]),
             "outlets": dict(sorted(Counter(r["outlet"] for r in splits[split]).items())),
-            "kinds": dict(sorted(Counter(k for r in splits[split] for k in r["kinds"]).items())),
+            "kinds": dict(sorted(Counter(k or "none" for r in splits[split] for k in r["kinds"]).items())),
         }
+    genuine_file = data_dir / "genuine.jsonl"
+    if genuine_file.is_file() and hold_out_source is None:
+        from training import genuine
+
+        for name, rows in genuine.articles(genuine.read(genuine_file), corpora).items():
+            atomic_write_jsonl(out / f"{name}.jsonl", rows)
+            counts[name] = {"articles": len(rows), "outlets": len({r["outlet"] for r in rows})}
     atomic_write_json(out / "counts.json", counts)
     return counts

@@ -93,6 +93,53 @@ def hard_negatives(s: Scored, probs: np.ndarray, threshold: float) -> dict:
     return row
 
 
+def article_voice(s: Scored) -> list[str | None]:
+    """Each sentence's group by the voice of its article's insertions (every host is written into by one
+    voice): the reporting sentences of a voice's articles count against it, so each voice gets an F1.
+    Clean articles: None."""
+    voices: dict[int, str] = {}
+    for i, m in enumerate(s.meta):
+        if m["voice"]:
+            voices.setdefault(int(s.article_index[i]), m["voice"])
+    return [voices.get(int(a)) for a in s.article_index]
+
+
+def unseen_writers(s: Scored, probs: np.ndarray, threshold: float, voices: Sequence[str]) -> dict | None:
+    """F1 at the threshold on the articles of the test-only voices (written by writers who never saw the
+    corpus, the kinds or the training voices' briefs): pooled, and per voice. None when there are none."""
+    groups = article_voice(s)
+    keep = np.array([g in voices for g in groups], bool)
+    if not keep.any():
+        return None
+    pooled = metrics(s.labels[keep], probs[keep], threshold, s.article_index[keep])
+    return {"voices": [v for v in voices if v in groups], "pooled": {k: v for k, v in pooled.items() if k != "confusion"},
+            "per_voice": breakdown(s.labels[keep], probs[keep], threshold, [g for g, k in zip(groups, keep) if k])}
+
+
+def genuine_false_alarms(predictor: Predictor, articles: Sequence[Article], threshold: float) -> dict:
+    """The genuine-text benchmark: share of sentences and of articles flagged, overall and per source,
+    genre and style (news/opinion), for articles in which nothing was inserted."""
+    bad = [a.id for a in articles if any(x.label for x in a.sentences)]
+    if bad:
+        raise ValueError(f"the genuine benchmark holds {len(bad)} articles with inserted sentences, e.g. {bad[:3]}")
+    per = predictor.score_articles([[x.text for x in a.sentences] for a in articles])
+    flags = [p >= threshold for p, _ in per]
+
+    def row(idx: list[int]) -> dict:
+        n = sum(len(flags[i]) for i in idx)
+        return {"articles": len(idx), "sentences": n,
+                "sentences_flagged": float(sum(int(flags[i].sum()) for i in idx) / max(1, n)),
+                "articles_flagged": float(sum(bool(flags[i].any()) for i in idx) / max(1, len(idx)))}
+
+    out = {"all": row(list(range(len(articles))))}
+    for key in ("source", "genre", "style"):
+        groups: dict[str, list[int]] = {}
+        for i, a in enumerate(articles):
+            groups.setdefault(str(a.meta.get(key) or "unknown"), []).append(i)
+        out[f"per_{key}"] = {g: row(idx) for g, idx in sorted(groups.items())}
+    return out
+
+
 def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact: str) -> list[dict]:
     """The n most confident mistakes; redacted sentences are named by article#index instead of quoted."""
     first: dict[str, int] = {}
@@ -114,13 +161,15 @@ def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact:
 
 
 def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequence[Path] = (), dev: Sequence[Path] = (),
-             precision: str = "auto", n_errors: int = 25, redact: str = "none", compare: bool = False) -> dict:
+             precision: str = "auto", n_errors: int = 25, redact: str = "none", compare: bool = False,
+             genuine: Sequence[Path] = ()) -> dict:
     """Score the labelled articles in data with the bundle's stored temperature and threshold; write
     report.json, report.md and figures into out; return the report. Never writes into the bundle.
     model: a bundle or a training run (its bundle); None: the default one (serving.bundle.resolve_bundle).
     redact: "none", "reporting" (do not reproduce the text of reporting sentences, e.g. licensed host
     articles) or "all" (no sentence text in the report at all).
-    compare: labels from aligning each published text with its source (training/compare_eval.py)."""
+    compare: labels from aligning each published text with its source (training/compare_eval.py).
+    genuine: articles with no insertion (build/corpus/genuine-test.jsonl): the genuine false-alarm benchmark."""
     t0 = time.time()
     if redact not in REDACT:
         raise ValueError(f"redact must be one of {list(REDACT)}, got {redact!r}")
@@ -148,7 +197,14 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
               "per_voice": breakdown(s.labels, probs, threshold, [m["voice"] for m in s.meta], false_alarms=False),
               "per_source": breakdown(s.labels, probs, threshold, [m["source"] for m in s.meta]),
               "per_genre": breakdown(s.labels, probs, threshold, [m["genre"] for m in s.meta]),
+              "per_article_voice": breakdown(s.labels, probs, threshold, article_voice(s)),
               "hard_negatives": hard_negatives(s, probs, threshold)}
+    from training.corpus import TEST_ONLY_VOICES
+
+    result["unseen_writers"] = unseen_writers(s, probs, threshold, TEST_ONLY_VOICES)
+    if genuine:
+        result["genuine"] = genuine_false_alarms(predictor, load_articles(genuine), threshold) | {
+            "data": [str(p) for p in genuine]}
     if alignment is not None:
         result["alignment"] = alignment
     # The TF-IDF baseline aims at the false-alarm target the model was calibrated for.

@@ -90,7 +90,11 @@ def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) ->
 
         def forward(self, *inputs):
             out = self.m(**dict(zip(names, inputs)))
-            return out["logits"] if isinstance(out, dict) else out.logits
+            if isinstance(out, dict):
+                return (out["logits"], out["kind_logits"]) if "kind_logits" in out else out["logits"]
+            return out.logits
+
+    kinds = getattr(model, "kind_classifier", None) is not None  # the article model's kind head: a 2nd output
 
     # The TorchScript exporter (dynamo=False), kept on purpose although torch deprecates it: the dynamo
     # exporter reaches the same fp32 parity (e5-small, 1.2e-7 vs 1.3e-7 max |logit diff|) but its graph
@@ -107,8 +111,11 @@ def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) ->
     if model_type == "article":
         example.append(torch.tensor([[0, 5, 9], [0, 4, 0]]))
         dynamic.update(marker_positions={0: "batch", 1: "markers"}, logits={0: "batch", 1: "markers"})
+        if kinds:
+            dynamic["kind_logits"] = {0: "batch", 1: "markers"}
     torch.onnx.export(Wrapper(model.eval()), tuple(example), str(path), input_names=names,
-                      output_names=["logits"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+                      output_names=["logits"] + (["kind_logits"] if kinds else []), dynamic_axes=dynamic,
+                      opset_version=opset, dynamo=False)
     model.eval()  # the exporter leaves the module in training mode (dropout on)
 
 
@@ -181,6 +188,7 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             "normalization": run["normalization"],
             "threshold": threshold,
             "temperature": temperature,
+            "kinds": list(getattr(model.config, "kind_labels", None) or []),  # kind head's classes ([]: none)
             "backbone": {"name": cfg["backbone"], "config": json.loads((run_dir / "model" / "config.json").read_text())
                          .get("model_type")},
             "train_data_sha256": run["train_data_sha256"],

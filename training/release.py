@@ -68,9 +68,13 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     stats.update(dev_sentences=len(ids), dev_max_abs_score_diff=diff, dev_label_agreement_at_0_5=agree,
                  tolerance=PRUNE_TOLERANCE)
 
-    calibrate(small_bundle, [dev], target_far)
+    # The genuine-text benchmark (issue 20), when the corpus has it: its dev-outlet half caps the threshold's
+    # flag rate on human text, its test-outlet half is reported.
+    g_dev, g_test = corpus_dir / "genuine-dev.jsonl", corpus_dir / "genuine-test.jsonl"
+    calibrate(small_bundle, [dev], target_far, genuine=[g_dev] if g_dev.is_file() else [])
     # Reports are committed: host sentences (CC BY-NC-SA) and the example's are never reproduced in them.
-    report = evaluate(small_bundle, [test], reports / "test", train=[train], dev=[dev], redact="reporting")
+    report = evaluate(small_bundle, [test], reports / "test", train=[train], dev=[dev], redact="reporting",
+                      genuine=[g_test] if g_test.is_file() else [])
     ex = None
     if example is not None and Path(example).is_file():
         ex = evaluate(small_bundle, [example], reports / "example", redact="all")

@@ -23,6 +23,7 @@ def render(template: str, **context) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
     env.filters["cell"] = cell
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.2f}%"
     env.filters["md"] = lambda text: str(text).replace("|", "/").replace("\n", " ")  # safe inside a table row
     return env.get_template(template).render(**context)
 

@@ -23,6 +23,7 @@ from serving.features import Encoder, load_tokenizer
 from training.backbones import backbone_normalization, resolve_backbone
 from training.config import TrainConfig
 from training.data import Article, data_hash, load_articles, split_articles
+from training.corpus import KINDS
 from training.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 
 
@@ -59,6 +60,19 @@ def featurize(articles: list[Article], encoder: Encoder, negative_fraction: floa
     return cols
 
 
+def draw_genuine(articles: list[Article], fraction: float, seed: int) -> list[Article]:
+    """A seeded share of the genuine articles (the same on every run and on --resume); refuses any
+    with an inserted sentence: genuine_data holds human text only."""
+    import random
+
+    bad = [a.id for a in articles if any(s.label for s in a.sentences)]
+    if bad:
+        raise ValueError(f"genuine_data holds {len(bad)} articles with inserted sentences, e.g. {bad[:3]}")
+    ordered = sorted(articles, key=lambda a: a.id)
+    random.Random(seed).shuffle(ordered)
+    return ordered[: round(fraction * len(ordered))]
+
+
 def inserted_metrics(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -68,7 +82,7 @@ def inserted_metrics(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"precision": float(p[0]), "recall": float(r[0]), "f1": float(f[0]), "false_alarm_rate": false_alarm}
 
 
-def weighted_loss(weight_inserted: float):
+def weighted_loss(weight_inserted: float, kind_weight: float = 0.0):
     """Cross-entropy with the inserted class weighted by `weight_inserted`, in the form Trainer's
     `compute_loss_func` takes: summed over the batch, divided by the number of examples (which
     Trainer passes when gradients are accumulated over several batches)."""
@@ -82,16 +96,29 @@ def weighted_loss(weight_inserted: float):
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels,
                                                  weight=weights.to(logits.device), reduction="sum",
                                                  ignore_index=-100)
-        return loss / (num_items_in_batch if num_items_in_batch else (labels != -100).sum().clamp(min=1))
+        loss = loss / (num_items_in_batch if num_items_in_batch else (labels != -100).sum().clamp(min=1))
+        if "kind_loss" in outputs:  # the article model's kind head, weighted by its config
+            loss = loss + kind_weight * outputs["kind_loss"]
+        return loss
 
     return loss_fn
 
 
 def _compute_metrics(eval_pred) -> dict[str, float]:
-    logits, labels = eval_pred
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    kind_logits = kind_labels = None
+    if isinstance(logits, tuple):  # the article model with a kind head: (logits, kind_logits)
+        logits, kind_logits = logits[0], logits[1]
+    if isinstance(labels, tuple):
+        labels, kind_labels = labels[0], labels[1]
     logits, labels = np.asarray(logits), np.asarray(labels)
     keep = labels != -100  # article model: padding markers, and sentences scored by another window
-    return inserted_metrics(labels[keep], logits.argmax(-1)[keep])
+    out = inserted_metrics(labels[keep], logits.argmax(-1)[keep])
+    if kind_logits is not None and kind_labels is not None:
+        known = np.asarray(kind_labels) != -100
+        if known.any():
+            out["kind_accuracy"] = float((np.asarray(kind_logits).argmax(-1)[known] == np.asarray(kind_labels)[known]).mean())
+    return out
 
 
 def _inserted(ds) -> int:
@@ -142,6 +169,8 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         dev_articles = load_articles(cfg.dev_data)
     else:
         train_articles, dev_articles = split_articles(train_articles, cfg.dev_fraction, cfg.seed)
+    if cfg.genuine_data:
+        train_articles += draw_genuine(load_articles(cfg.genuine_data), cfg.genuine_fraction, cfg.seed)
     overlap = {a.id for a in train_articles} & {a.id for a in dev_articles}
     if overlap:
         raise ValueError(f"{len(overlap)} article ids are in both train and dev data, e.g. {sorted(overlap)[:3]}")
@@ -157,13 +186,21 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         from training.article_model import BertForArticleTagging, WindowCollator, check_backbone, featurize_windows
 
         check_backbone(backbone_dir)
-        train_ds = Dataset.from_dict(featurize_windows(train_articles, encoder))
-        dev_ds = Dataset.from_dict(featurize_windows(dev_articles, encoder, scored_only=True))
-        model = BertForArticleTagging.from_pretrained(backbone_dir, **labels)
+        kinds = list(KINDS) if cfg.kind_loss_weight > 0 else None
+        train_ds = Dataset.from_dict(featurize_windows(train_articles, encoder, kinds=kinds))
+        dev_ds = Dataset.from_dict(featurize_windows(dev_articles, encoder, scored_only=True, kinds=kinds))
+        from transformers import AutoConfig
+
+        model_config = AutoConfig.from_pretrained(backbone_dir, **{k: v for k, v in labels.items() if k != "use_safetensors"})
+        if kinds:  # the kind head: its classes and loss weight live in the model's config (saved with it)
+            model_config.kind_labels, model_config.kind_loss_weight = kinds, cfg.kind_loss_weight
+        model = BertForArticleTagging.from_pretrained(backbone_dir, config=model_config, use_safetensors=True)
         collator = WindowCollator(encoder.pad_id)
     else:
         train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
         dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
+        if cfg.kind_loss_weight > 0:
+            raise ValueError("kind_loss_weight: the kind head is built for the article model (model_type: article)")
         model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, **labels)
         collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(backbone_dir))
     if cfg.encoder_layers:
@@ -184,11 +221,12 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         greater_is_better=True, logging_steps=cfg.logging_steps, report_to=[],
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length", dataloader_num_workers=0, disable_tqdm=False,
+        label_names=["labels", "kind_labels"] if "kind_labels" in train_ds.column_names else ["labels"],
     )
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=collator, compute_metrics=_compute_metrics,
-                      compute_loss_func=weighted_loss(cfg.class_weight_inserted) if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
+                      compute_loss_func=weighted_loss(cfg.class_weight_inserted, cfg.kind_loss_weight) if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
     checkpoint = _last_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None:
         print(f"--resume: no checkpoint in {ckpt_dir}, starting from the beginning")
