@@ -51,6 +51,7 @@ class Aligned:
     changes: list[Change] = field(default_factory=list)
     label: str | None = None  # the model's, published sentences only
     score: float | None = None
+    kind: dict | None = None  # the kind head's answer (bundles with one), sentences labelled inserted only
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -61,6 +62,8 @@ class Aligned:
         d["changes"] = [{**asdict(c), "published": list(c.published), "source": list(c.source)} for c in self.changes]
         if self.label is None:
             del d["label"], d["score"]
+        if self.kind is None:
+            del d["kind"]
         return d
 
 
@@ -186,9 +189,13 @@ def compare(source: str, published: str, predictor=None, threshold: float | None
         published_rows = [r for r in rows if r.published is not None]
         if published_rows:
             thr = predictor.threshold if threshold is None else threshold
-            probs, _ = predictor.score_articles([[r.published.text for r in published_rows]], deadline=deadline)[0]
-            for r, p in zip(published_rows, probs):
+            kinds: list = []
+            margins, _ = predictor.article_margins([[r.published.text for r in published_rows]], deadline=deadline,
+                                                   kinds_out=kinds)[0]
+            for i, (r, p) in enumerate(zip(published_rows, predictor.probabilities(margins))):
                 r.label, r.score = decide(p, thr)
+                if kinds and r.label == "inserted":
+                    r.kind = predictor.kind_of(kinds[0][i])
     return rows
 
 

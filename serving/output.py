@@ -16,6 +16,15 @@ if TYPE_CHECKING:  # the CLI imports this module at start: no onnxruntime for th
     from serving.predictor import SentencePrediction
 
 
+# Input fields carried through to the JSONL and Parquet records (for `mudraj report`: per outlet, per month).
+CARRIED = ("outlet", "date", "url")
+
+
+def carried(meta: dict) -> dict:
+    """The article's carried fields that the input had, as strings."""
+    return {k: str(meta[k]) for k in CARRIED if meta.get(k) not in (None, "")}
+
+
 class Format(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
@@ -29,27 +38,40 @@ def parquet_bytes(arts, results) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    kind_score = pa.struct([("name", pa.string()), ("p", pa.float64())])
+    kind = pa.struct([("name", pa.string()), ("p", pa.float64()), ("top", pa.list_(kind_score))])
     sentence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
-                          ("label", pa.string()), ("score", pa.float64()), ("windows", pa.int64())])
-    schema = pa.schema([("id", pa.string()), ("sentences", pa.list_(sentence))])
-    rows = [{"id": a.id, "sentences": [{"windows": 1, **s.as_dict()} for s in r]} for a, r in zip(arts, results)]
+                          ("label", pa.string()), ("score", pa.float64()), ("windows", pa.int64()),
+                          ("kind", kind)])
+    schema = pa.schema([("id", pa.string())] + [(k, pa.string()) for k in CARRIED]
+                       + [("sentences", pa.list_(sentence))])
+    rows = [{"id": a.id, **carried(a.meta), "sentences": [{"windows": 1, "kind": None, **s.as_dict()} for s in r]}
+            for a, r in zip(arts, results)]
     buf = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
     return buf.getvalue().to_pybytes()
 
 
 def _as_jsonl(arts, results) -> str:
-    return "".join(json.dumps({"id": a.id, "sentences": [s.as_dict() for s in r]}, ensure_ascii=False) + "\n"
-                   for a, r in zip(arts, results))
+    return "".join(json.dumps({"id": a.id, **carried(a.meta), "sentences": [s.as_dict() for s in r]},
+                              ensure_ascii=False) + "\n" for a, r in zip(arts, results))
 
 
 def _as_csv(arts, results) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "index", "start", "end", "label", "score", "text"])
+    w.writerow(["id", "index", "start", "end", "label", "score", "kind", "kind_p", "kind_2", "kind_3", "text"])
     for a, r in zip(arts, results):
-        w.writerows([a.id, i, s.start, s.end, s.label, s.score, s.text] for i, s in enumerate(r))
+        w.writerows([a.id, i, s.start, s.end, s.label, s.score, *_kind_cells(s.kind), s.text] for i, s in enumerate(r))
     return buf.getvalue()
+
+
+def _kind_cells(kind: dict | None) -> list:
+    """CSV cells of a sentence's kind: the likeliest kind, its probability, the 2nd and 3rd (empty: none)."""
+    if not kind:
+        return ["", "", "", ""]
+    top = [t["name"] for t in kind["top"]] + ["", "", ""]
+    return [kind["name"], kind["p"], top[1], top[2]]
 
 
 def _as_table(arts, results) -> str:
@@ -64,7 +86,8 @@ def _as_table(arts, results) -> str:
         for s in r:
             text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in s.text).split())
             if s.label == "inserted":
-                lines.append(click.style(f"  {s.score:.3f}  inserted   {text}", fg="yellow", bold=True))
+                kind = f"  [{s.kind['name']} {s.kind['p']:.2f}]" if s.kind else ""
+                lines.append(click.style(f"  {s.score:.3f}  inserted{kind}   {text}", fg="yellow", bold=True))
             else:
                 lines.append(f"  {s.score:.3f}  reporting  {text}")
         blocks.append("\n".join(lines) + "\n")

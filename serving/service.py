@@ -50,6 +50,7 @@ from serving.schema import (MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, 
                             METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
                             SentencesInput, env_int)
 from serving.inputs import without_bom
+from serving.kinds import describe
 from serving.predictor import DeadlineExceeded, Predictor, decide
 
 logger = logging.getLogger("bentoml.mudraj")
@@ -75,12 +76,29 @@ class ModelInfo(BaseModel):
     backbone: Optional[str] = Field(default=None, description="Encoder the model was fine-tuned from")
 
 
+class KindScore(BaseModel):
+    name: str = Field(description="A kind of insertion (see /model_card 'kinds' for their descriptions)",
+                      examples=["fake_attribution"])
+    p: float = Field(description="The kind head's probability for this kind", examples=[0.71])
+
+
+class Kind(BaseModel):
+    name: str = Field(description="The likeliest kind of insertion", examples=["fake_attribution"])
+    p: float = Field(description="Its probability (the kind head's softmax over the kinds)", examples=[0.71])
+    top: list[KindScore] = Field(description="The three likeliest kinds, most likely first")
+
+
+KIND_DOC = ("What kind of insertion the sentence looks like (bundles with a kind head); only for sentences "
+            "labelled 'inserted', null otherwise")
+
+
 class Sentence(BaseModel):
     start: int = Field(description="Offset of the sentence's first character in the text")
     end: int = Field(description="Offset just past its last character: text[start:end] is the sentence")
     text: str = Field(description="The sentence")
     label: str = Field(description="'inserted' (score >= threshold) or 'reporting'", examples=["reporting"])
     score: float = Field(description="Calibrated probability that the sentence is inserted", examples=[0.12])
+    kind: Optional[Kind] = Field(default=None, description=KIND_DOC)
 
 
 class ClassifyResponse(BaseModel):
@@ -144,6 +162,7 @@ class ComparedSentence(BaseModel):
     changes: list[Change] = Field(default=[], description="Character-level differences, for edited sentences")
     label: str = Field(description="The model's label for the sentence, at the threshold")
     score: float = Field(description="The model's calibrated probability that the sentence is inserted")
+    kind: Optional[Kind] = Field(default=None, description=KIND_DOC)
 
 
 class CompareResponse(BaseModel):
@@ -198,6 +217,7 @@ class Mudraj:
         self.model_info = ModelInfo(**self.predictor.info)
         meta = dict(self.predictor.meta)
         meta["files"] = sorted(meta.get("files", {}))  # names only, no checksums
+        meta["kinds"] = describe(self.predictor.kinds)  # the kind head's classes, named for people
         meta["serving"] = {**self.predictor.info, "bundle": self.bundle.name, "threads": THREADS,
                            "workers": WORKERS, "max_chars": MAX_CHARS, "max_request_chars": MAX_REQUEST_CHARS,
                            "max_articles": MAX_ARTICLES, "max_sentences": MAX_SENTENCES,
@@ -218,8 +238,8 @@ class Mudraj:
             if "[" in clean or "]" in clean:
                 clean = strip_brackets(clean)[0]
             out.append({
-                "sentences": [Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score)
-                              for p in preds],
+                "sentences": [Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score,
+                                       kind=p.kind) for p in preds],
                 "inserted": sum(p.label == "inserted" for p in preds),
                 "windowed": [i for i, p in enumerate(preds) if p.windows > 1],
                 "text": clean if clean != text else None,  # the text the offsets refer to, if not the one sent

@@ -360,6 +360,18 @@ def gate(shipped: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--
         raise typer.Exit(1)
 
 
+@app.command("report")
+def archive_report(labels: Path = typer.Argument(..., help="`mudraj predict` output: a .jsonl or .parquet file, or a "
+                                                        "`--engine ray` output folder"),
+                   out: Path = typer.Option(D.REPO / "archive-report", "--out", "-o",
+                                            help="folder for index.html and groups.csv")):
+    """An archive's labels for a researcher: inserted share per outlet and month (with intervals), kinds per
+    outlet, per-article scores, the articles to read first; one self-contained HTML page and a CSV."""
+    from training.archive_report import report
+
+    typer.echo(json.dumps(_guard(lambda: report(labels, out)), indent=2))
+
+
 @app.command()
 def prune(run_dir: Path = typer.Argument(..., help="a finished training run (Unigram tokenizer, e.g. e5)"),
           out: Path = typer.Option(..., "--out", "-o", help="the pruned run folder"),

@@ -331,6 +331,8 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
                              f"{held_out[0]!r}: put them in hosts of test outlets (data/splits.json)")
         rec = {"id": cand.id, "outlet": cand.outlet, "source": cand.source, "genre": cand.genre,
                "style": cand.style, "split": split, "text": text, "kinds": kinds}
+        if host.date:
+            rec["date"] = host.date[:10]  # carried through `mudraj predict` to `mudraj report`
         if any(v != "house" for v in voices):
             rec["voices"] = voices  # per insertion, in reading order (like kinds)
         article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))

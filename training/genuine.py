@@ -54,6 +54,17 @@ def article_text(paragraphs: Iterable[str]) -> str:
     return "\n\n".join(p.replace("[", "(").replace("]", ")") for p in paragraphs)
 
 
+def before_cutoff(host) -> bool:
+    """Dated before CUTOFF. ArMPro (2020-22) must carry a readable date; SaudiNewsNet (2015) and baly2018
+    (2011-18, no dates) predate it by provenance, unless a readable date says otherwise."""
+    from training.sources import year_month
+
+    ym = year_month(host.date)
+    if ym is None:
+        return host.source != "armpro"
+    return ym < CUTOFF
+
+
 def pool(corpora: Path = CORPORA, data_dir: Path = DATA) -> list[tuple]:
     """(Candidate, Host, split) for every usable genuine article that is not a host: deduplicated by
     content (hosts' texts count as seen), dated before CUTOFF, not rejected."""
@@ -72,7 +83,7 @@ def pool(corpora: Path = CORPORA, data_dir: Path = DATA) -> list[tuple]:
     for h in iter_hosts(corpora):
         if h.id in selected or h.id in rejected or h.sha256 in seen:
             continue
-        if h.date and h.date[:7] >= CUTOFF:
+        if not before_cutoff(h):
             continue
         seen.add(h.sha256)
         c = assess(h)
@@ -171,7 +182,8 @@ def articles(records: list[Genuine], corpora: Path = CORPORA) -> dict[str, list[
     for r in sorted(records, key=lambda r: r.id):
         out[f"genuine-{r.split}"].append({
             "id": r.id, "text": article_text(hosts[r.id].paragraphs), "outlet": r.outlet, "source": r.source,
-            "genre": r.genre, "style": r.style, "reason": r.reason, "kinds": []})
+            "genre": r.genre, "style": r.style, "reason": r.reason, "kinds": [],
+            **({"date": hosts[r.id].date[:10]} if hosts[r.id].date else {})})
     return out
 
 

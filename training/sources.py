@@ -52,6 +52,26 @@ _DOTS = re.compile(r"\.(?: \.)+")
 _TERMINAL = ".!?؟…\"”»)"
 
 
+_ISO_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})")
+_DMY_DATE = re.compile(r"^\s*\d{1,2}[-/.](\d{1,2})[-/.](\d{4})\b")
+
+
+def year_month(date: str | None) -> str | None:
+    """'YYYY-MM' of a date as the sources print it (ISO '2022-09-27T…', '2015-08-08 14:46', or '17/04/2020');
+    None when it cannot be read (ArMPro prints some dates in words)."""
+    if not date:
+        return None
+    m = _ISO_DATE.match(date)
+    if m:
+        y, mo = int(m.group(1)), int(m.group(2))
+    else:
+        m = _DMY_DATE.match(date)
+        if not m:
+            return None
+        y, mo = int(m.group(2)), int(m.group(1))
+    return f"{y:04d}-{mo:02d}" if 1 <= mo <= 12 else None
+
+
 def excluded(domain_or_url: str) -> bool:
     host = re.sub(r"^[a-z]+://", "", domain_or_url.lower()).split("/")[0]
     return any(host == d or host.endswith("." + d) for d in EXCLUDED_DOMAINS)

@@ -134,7 +134,37 @@
     for (const el of result.querySelectorAll(".sent")) {
       el.classList.toggle("inserted", Number(el.dataset.score) >= thr);
     }
+    applyKindFilter();
     updateCounts();
+  }
+
+  // Kinds of insertion (bundles with a kind head): names and descriptions from /model_card.
+  const kindInfo = {};
+  const kindFilter = $("kind-filter");
+  function applyKindFilter() {
+    const want = kindFilter ? kindFilter.value : "";
+    for (const el of result.querySelectorAll(".sent")) {
+      el.classList.toggle("filtered-out", want !== "" && !(el.classList.contains("inserted") && el.dataset.kind === want));
+    }
+  }
+  function showKinds(kinds) {
+    const box = $("kinds");
+    if (!box || !kinds || !kinds.length) return;
+    const list = $("kind-list");
+    for (const k of kinds) {
+      kindInfo[k.name] = k;
+      const item = document.createElement("li");
+      const name = document.createElement("b");
+      name.textContent = k.ar;
+      item.append(name, document.createTextNode(` — ${k.desc_ar}`));
+      item.dataset.kind = k.name;
+      list.appendChild(item);
+      const opt = document.createElement("option");
+      opt.value = k.name;
+      opt.textContent = k.ar;
+      kindFilter.appendChild(opt);
+    }
+    box.hidden = false;
   }
 
   function render(source, data) {
@@ -145,12 +175,18 @@
     data.sentences.forEach((s, i) => {
       if (s.start > at) frag.appendChild(document.createTextNode(base.slice(at, s.start)));
       const span = document.createElement("span");
-      span.className = "sent" + (s.label === "inserted" ? " inserted" : "");
+      span.className = "sent" + (s.score >= Number(slider.value) ? " inserted" : "");
       span.dataset.index = String(i);
       span.dataset.score = String(s.score);
       // Shown after the sentence by the style sheet (no hover needed; not part of copied text).
       span.dataset.pct = `${Math.round(s.score * 100)}٪`;
       span.title = `احتمال الإدراج: ${(s.score * 100).toFixed(1)}٪`;
+      if (s.kind) {  // asked with threshold 0, so every sentence has one; shown while it is flagged
+        const k = kindInfo[s.kind.name] || { ar: s.kind.name, desc_ar: "" };
+        span.dataset.kind = s.kind.name;
+        span.dataset.kindAr = k.ar;
+        span.title += `\nالنوع: ${k.ar} (${Math.round(s.kind.p * 100)}٪)${k.desc_ar ? " — " + k.desc_ar : ""}`;
+      }
       if (data.windowed.includes(i)) span.dataset.windowed = "true";
       span.textContent = base.slice(s.start, s.end);
       frag.appendChild(span);
@@ -158,6 +194,7 @@
     });
     if (at < base.length) frag.appendChild(document.createTextNode(base.slice(at)));
     result.replaceChildren(frag);
+    applyKindFilter();
     updateCounts();
   }
 
@@ -167,7 +204,9 @@
       resp = await fetch("../classify", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ text: source, threshold: Number(slider.value) }),
+        // Threshold 0: every sentence comes back with its score and, with a kind head, its kind; the
+        // page decides what is flagged with the slider (recolour) and shows the kind of what is.
+        body: JSON.stringify({ text: source, threshold: 0 }),
       });
     } catch (err) {
       return { error: explain(0, String(err && err.message || err)) };
@@ -230,6 +269,7 @@
         showThreshold();
       }
       model.dataset.threshold = String(card.threshold);
+      showKinds(card.kinds);
     } catch (err) {
       model.textContent = "غير متاح";
     } finally {
@@ -264,6 +304,7 @@
   if (location.hash === "#compare") select(tabs[1]);
 
   slider.addEventListener("input", () => { showThreshold(); recolour(); });
+  if (kindFilter) kindFilter.addEventListener("change", applyKindFilter);
   classify.addEventListener("click", run);
   sample.addEventListener("click", loadSample);
   text.addEventListener("keydown", (e) => {

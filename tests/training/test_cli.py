@@ -110,11 +110,12 @@ def test_predict_csv_is_one_row_per_sentence(tiny_bundle, tmp_path):
     res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(f), "--format", "csv"])
     assert res.exit_code == 0, res.output
     rows = list(csv.reader(io.StringIO(res.stdout)))
-    assert rows[0] == ["id", "index", "start", "end", "label", "score", "text"]
+    assert rows[0] == ["id", "index", "start", "end", "label", "score", "kind", "kind_p", "kind_2", "kind_3", "text"]
     expected = [[r["id"], str(i), str(s["start"]), str(s["end"]), s["label"], s["score"], s["text"]]
                 for r in recs for i, s in enumerate(r["sentences"])]
-    assert [row[:5] + [float(row[5]), row[6]] for row in rows[1:]] == expected
-    assert any('"' in row[6] and "," in row[6] for row in rows[1:])  # quoted by the csv module
+    assert [row[:5] + [float(row[5]), row[10]] for row in rows[1:]] == expected
+    assert all(row[6:10] == ["", "", "", ""] for row in rows[1:])  # no kind head in this bundle: empty kind cells
+    assert any('"' in row[10] and "," in row[10] for row in rows[1:])  # quoted by the csv module
 
 
 def test_predict_table_puts_score_and_label_first_and_colours_only_on_a_terminal(tiny_bundle, tmp_path):
