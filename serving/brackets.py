@@ -56,14 +56,30 @@ def strip_brackets(text: str, source: str = "<text>") -> tuple[str, list[tuple[i
     return clean, tidy
 
 
+def _looks_like_cp1256_arabic(raw: bytes) -> bool:
+    """Whether bytes that are not UTF-8 read as mostly Arabic letters in Windows-1256 (the legacy Arabic code page)."""
+    try:
+        text = raw[:20000].decode("cp1256")
+    except UnicodeDecodeError:
+        return False
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum("\u0600" <= c <= "\u06ff" for c in letters) > 0.5 * len(letters)
+
+
 def decode_utf8(raw: bytes, source: str) -> str:
     """Decode file bytes as UTF-8, naming the line of the first bad byte. A leading byte-order mark
     is kept: serving.inputs.without_bom is the one rule for it."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FormatError(source, 1, "UTF-16 text (it starts with a UTF-16 byte-order mark); Mudraj reads UTF-8: "
+                                     f"iconv -f UTF-16 -t UTF-8 {source} > converted.txt")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise FormatError(source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
+        hint = ""
+        if _looks_like_cp1256_arabic(raw):
+            hint = f"; it reads as Arabic in Windows-1256: iconv -f cp1256 -t utf-8 {source} > converted.txt"
+        raise FormatError(source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}){hint}") from None
     if "\x00" in text:
         raise FormatError(source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text")
     return text

@@ -58,11 +58,13 @@ def deadline_response(timeout: float) -> JSONResponse:
 
 class BodyLimit:
     """413 with a JSON error for request bodies over `limit` bytes, declared (Content-Length) or streamed
-    (chunked). The body is read here, before BentoML's handler sees it: an error raised from inside
-    the handler's read would be caught by BentoML and answered 500."""
+    (chunked); 408 when the whole body has not arrived within `timeout` seconds. The body is read here,
+    before BentoML's handler sees it (an error raised from inside the handler's read would be caught
+    by BentoML and answered 500), and before Admission: only a request whose body is complete takes a
+    place in the queue, so idle or slow clients cannot lock the others out."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float = 20.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -71,8 +73,14 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._reject(scope, receive, send)
         chunks, size = [], 0
+        give_up = time.monotonic() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, give_up - time.monotonic()))
+            except asyncio.TimeoutError:
+                resp = error_response(408, f"the request body did not arrive within {self.timeout:g} s "
+                                           "(MUDRAJ_BODY_TIMEOUT); send it at once", headers={"Connection": "close"})
+                return await resp(scope, receive, send)
             if message["type"] == "http.disconnect":
                 return  # the client went away; nobody to answer
             chunk = message.get("body", b"")
@@ -158,6 +166,67 @@ class Admission:
     def _release(self, started: float) -> None:
         self.in_flight -= 1
         self.typical_s = 0.8 * self.typical_s + 0.2 * (time.monotonic() - started)
+
+
+# ---------------------------------------------------------------- 400 bodies
+
+
+class TidyValidationErrors:
+    """BentoML answers a request that fails validation with 400 {"error": "N validation error for X",
+    "detail": pydantic's errors}. This rewrites that body: the count in plain English ("1 validation
+    error", "2 validation errors"), each error's field path and message cut and escaped (clip: a field
+    name can be two million characters, or carry line breaks), and pydantic's documentation URL left out."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start: dict | None = None
+        chunks: list[bytes] = []
+
+        async def tidy_send(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if message["status"] != 400:
+                    return await send(message)
+                start = message
+                return None
+            if start is None:
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return None
+            body = _tidy(b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, tidy_send)
+
+
+def _tidy(body: bytes) -> bytes:
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or not isinstance(data.get("detail"), list):
+        return body
+    detail = []
+    for e in data["detail"][:20]:
+        if isinstance(e, dict):
+            detail.append({"loc": [clip(x) if isinstance(x, str) else x for x in e.get("loc", [])],
+                           "msg": clip(e.get("msg", ""), 300), "type": e.get("type")})
+    n = len(data["detail"])
+    model = str(data.get("error", "")).rsplit(" for ", 1)[-1] if " for " in str(data.get("error", "")) else "the request"
+    out = {"error": f"{n} validation error{'s' if n != 1 else ''} for {clip(model)}", "detail": detail}
+    if n > 20:
+        out["more"] = n - 20
+    return json.dumps(out, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- metrics labels, JSON 404/405
@@ -274,13 +343,24 @@ def _client_status(exc: BaseException | None) -> int | None:
     return None
 
 
+def clip(text: object, limit: int = 120) -> str:
+    """A user-supplied string made safe for one log line or an error message: control characters (line
+    breaks, escapes) written as escapes, and cut to `limit` characters, saying how many were left out."""
+    t = str(text)
+    cut = len(t) - limit
+    if cut > 0:
+        t = t[:limit]
+    t = "".join(c if c.isprintable() else repr(c)[1:-1] for c in t)
+    return t + (f"… ({cut:,} more characters)" if cut > 0 else "")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        parts = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors[:3]]
+        parts = [f"{clip('.'.join(map(str, e['loc'])) or 'body')}: {clip(e['msg'], 300)}" for e in errors[:3]]
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         return "; ".join(parts) + more
-    return str(exc)
+    return clip(exc, 600)
 
 
 def quiet_client_errors() -> None:

@@ -30,8 +30,35 @@ def without_bom(text: str) -> str:
 
 
 def has_arabic(text: str) -> bool:
-    """Whether the text has at least one Arabic letter; the CLI and the service refuse texts without."""
-    return ARABIC_LETTER.search(text) is not None
+    """Whether the text has at least one Arabic letter (tatweel, a stretching mark, is not one)."""
+    return ARABIC_LETTER.search(text.replace(TATWEEL, "")) is not None
+
+
+TATWEEL = "\u0640"
+# Letters of Persian and Urdu that Arabic news writes only in the odd foreign name: a text with many is
+# Persian or Urdu in the Arabic script, outside what the model was trained on. (ی and ک are left out:
+# some Arabic keyboards type them for ي and ك.)
+NOT_ARABIC_LANGUAGE = frozenset("پچژگٹڈڑںےۓھۀ")
+MIN_ARABIC_SHARE = 0.5  # of a text's letters
+MAX_PERSIAN_URDU_SHARE = 0.015  # of its Arabic-script letters
+
+
+def language_problem(text: str) -> str | None:
+    """Why a text is out of scope for the model, or None: no Arabic letter, letters mostly of another
+    script, or Persian/Urdu letters in numbers. The one rule for `mudraj predict`, `compare` and every
+    endpoint of the service."""
+    letters = [c for c in text if c.isalpha() and c != TATWEEL]
+    arabic = [c for c in letters if ARABIC_LETTER.match(c)]
+    if not arabic:
+        return NO_ARABIC
+    if len(arabic) < MIN_ARABIC_SHARE * len(letters):
+        return (f"text is mostly not Arabic ({len(arabic) / len(letters):.0%} of its letters are; Mudraj reads "
+                "Arabic news articles)")
+    other = sum(c in NOT_ARABIC_LANGUAGE for c in arabic)
+    if other >= 3 and other > MAX_PERSIAN_URDU_SHARE * len(arabic):
+        return ("text reads as Persian or Urdu (letters such as پ چ گ ے ں), not Arabic; Mudraj reads Arabic "
+                "news articles")
+    return None
 
 
 @dataclass
@@ -53,7 +80,7 @@ def expand(paths: Iterable[Path]) -> list[Path]:
         if str(p) == STDIN:
             found = [p]
         elif p.is_dir():
-            found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix in SUFFIXES)
+            found = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix.lower() in SUFFIXES)
             if not found:
                 raise FormatError(str(p), None, "folder has no .txt, .jsonl or .parquet files")
         elif p.is_file():
@@ -210,12 +237,16 @@ def _read_all(paths: Iterable[Path]) -> Iterator[RawArticle]:
     for path in expand(paths):
         if str(path) == STDIN:
             yield _read_txt(_stdin_bytes(), "stdin", "<stdin>")
-        elif path.suffix == ".jsonl":
+        elif path.suffix.lower() == ".jsonl":
             yield from _read_jsonl(path)
-        elif path.suffix == ".parquet":
+        elif path.suffix.lower() == ".parquet":
             yield from read_parquet(path)
-        else:
+        elif path.suffix.lower() in ("", ".txt"):
             yield read_txt(path)
+        else:
+            raise FormatError(str(path), None, f"{path.suffix} is not an input Mudraj reads: give .txt (one "
+                                               "article), .jsonl ({\"id\", \"text\"} a line) or .parquet (id and "
+                                               "text columns)")
 
 
 def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
@@ -247,6 +278,7 @@ def prediction_text(article: RawArticle) -> str:
     """The text `mudraj predict` labels (offsets refer to it): brackets removed. Refused, like the
     service refuses it, when it has no Arabic letters. Training reads such articles; it does not call this."""
     clean, _ = strip_article(article)
-    if not has_arabic(clean):
-        raise FormatError(article.source, article.line, NO_ARABIC)
+    problem = language_problem(clean)
+    if problem:
+        raise FormatError(article.source, article.line, problem)
     return clean

@@ -62,8 +62,17 @@ def _as_csv(arts, results) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "index", "start", "end", "label", "score", "kind", "kind_p", "kind_2", "kind_3", "text"])
     for a, r in zip(arts, results):
-        w.writerows([a.id, i, s.start, s.end, s.label, s.score, *_kind_cells(s.kind), s.text] for i, s in enumerate(r))
+        w.writerows([safe_cell(a.id), i, s.start, s.end, s.label, s.score, *_kind_cells(s.kind), safe_cell(s.text)]
+                    for i, s in enumerate(r))
     return buf.getvalue()
+
+
+def safe_cell(value):
+    """A text cell a spreadsheet will not run as a formula: one starting with = + - @ (or a tab or carriage
+    return) gets a leading apostrophe. Numbers are left as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _kind_cells(kind: dict | None) -> list:

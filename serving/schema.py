@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from serving.brackets import FormatError, strip_brackets
-from serving.inputs import NO_ARABIC, has_arabic, without_bom
+from serving.inputs import language_problem, without_bom
 
 # ---------------------------------------------------------------- settings
 
@@ -50,6 +50,7 @@ MAX_SENTENCES = env_int("MUDRAJ_MAX_SENTENCES", 1024)  # per /classify_sentences
 MAX_BODY_BYTES = env_int("MUDRAJ_MAX_BODY_BYTES", 8 * 2**20)
 MAX_QUEUE = env_int("MUDRAJ_MAX_QUEUE", 64)  # inference requests one worker holds (computing or waiting); more: 503
 TIMEOUT = env_int("MUDRAJ_TIMEOUT", 300)  # seconds until an inference request is answered 504 and stopped
+BODY_TIMEOUT = env_int("MUDRAJ_BODY_TIMEOUT", 20)  # seconds a client has to send its whole request body (else 408)
 METRICS = env_flag("MUDRAJ_METRICS", True)  # Prometheus metrics at /metrics
 
 
@@ -75,8 +76,11 @@ def _check_text(text: str) -> str:
                 f"text has unbalanced brackets (line {err.line}: {err.message}); square brackets mark "
                 "inserted sentences, so they must come in [ ] pairs"
             ) from None
-    if not has_arabic(clean):
-        raise ValueError(NO_ARABIC)
+    if "\x00" in clean:
+        raise ValueError("text contains a NUL character (binary data, not text)")
+    problem = language_problem(clean)
+    if problem:
+        raise ValueError(problem)
     return text
 
 
@@ -85,6 +89,11 @@ def _check_sentence(sentence: str) -> str:
         raise ValueError("sentence is empty (or only whitespace)")
     if len(sentence) > MAX_CHARS:
         raise ValueError(f"sentence is {len(sentence)} characters long; the limit is {MAX_CHARS} (MUDRAJ_MAX_CHARS)")
+    if "\x00" in sentence:
+        raise ValueError("sentence contains a NUL character (binary data, not text)")
+    problem = language_problem(sentence)
+    if problem:
+        raise ValueError(problem.replace("text ", "sentence ", 1))
     return sentence
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from serving.normalize import ARABIC_LETTER, sanitize, seen_positions
 
-TERMINATORS = ".!?؟"
+TERMINATORS = ".!?؟۔"  # ۔ (U+06D4): the Urdu full stop, which also ends sentences in Arabic-script text
 # Characters that may follow a terminator and still belong to the sentence that ends.
 CLOSERS = "\"'”’»)]}›"
 OPENERS = "\"'“‘«([{‹"

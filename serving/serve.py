@@ -90,6 +90,7 @@ def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers
     bundle = resolve_bundle(model)
     meta = read_metadata(bundle, verify=False)  # fail here, clearly, rather than in a worker
     env = serve_env(bundle, workers, threads)
+    env["BENTOML_HOME"] = server_home()
     cmd = serve_command(host, port)
     check_port(host, port)
     print(f"Mudraj: serving {meta['name']} from {bundle}", flush=True)
@@ -102,6 +103,37 @@ def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers
     if os.name == "posix":
         os.execve(sys.executable, cmd, env)
     raise SystemExit(subprocess.call(cmd, env=env))  # pragma: no cover (Windows)
+
+
+SERVER_HOME_PREFIX = "mudraj-serve-"
+
+
+def server_home(root: Path | None = None) -> str:
+    """A BentoML home of this server's own: BentoML keeps its Prometheus multiprocess files under
+    $BENTOML_HOME, and a second server sharing the default folder deletes the first one's files at start
+    (the first then reports the second's counts). Named by this process's id, which the server keeps
+    (execve); folders left by servers that have exited are removed here."""
+    import shutil
+    import tempfile
+
+    root = Path(root or tempfile.gettempdir())
+    for old in root.glob(f"{SERVER_HOME_PREFIX}*"):
+        pid = old.name.removeprefix(SERVER_HOME_PREFIX)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    home = root / f"{SERVER_HOME_PREFIX}{os.getpid()}"
+    home.mkdir(mode=0o700, exist_ok=True)
+    return str(home)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:

@@ -44,9 +44,9 @@ from starlette.staticfiles import StaticFiles
 from serving.brackets import strip_brackets
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, deadline_response, docs_page,
+from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, TidyValidationErrors, deadline_response, docs_page,
                           error_response, quiet_client_errors, request_deadline)
-from serving.schema import (MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
+from serving.schema import (BODY_TIMEOUT, MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
                             METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
                             SentencesInput, env_int)
 from serving.inputs import without_bom
@@ -329,6 +329,8 @@ class Mudraj:
         return self.card
 
 
-# Outermost first: refuse when the queue is full before reading a body, then bound the body.
+# Outermost first: read and bound the whole body (413, or 408 for a client that does not send it), then
+# admit: only complete requests take a place in the queue, and its deadline counts computation only.
+Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES, timeout=BODY_TIMEOUT)
 Mudraj.add_asgi_middleware(Admission, paths=INFERENCE, max_queue=MAX_QUEUE, timeout=TIMEOUT)
-Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+Mudraj.add_asgi_middleware(TidyValidationErrors)

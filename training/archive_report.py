@@ -291,15 +291,14 @@ def render_html(rows: list[ArticleRow], outlets: list[dict], months: list[dict],
 
 
 def write_csv(outlets: list[dict], months: list[dict]) -> str:
+    from serving.output import safe_cell
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["group", "name", "articles", "sentences", "inserted", "share", "low", "high",
                 "articles_with_insertion", "kinds"])
     for d in outlets + months:
-        name = d["name"]
-        if name[:1] in ("=", "+", "-", "@"):  # never a formula in a spreadsheet
-            name = "'" + name
-        w.writerow([d["group"], name, d["articles"], d["sentences"], d["inserted"], round(d["share"], 6),
+        w.writerow([d["group"], safe_cell(d["name"]), d["articles"], d["sentences"], d["inserted"], round(d["share"], 6),
                     round(d["low"], 6), round(d["high"], 6), d["articles_with_insertion"],
                     json.dumps(d["kinds"], ensure_ascii=False)])
     return buf.getvalue()

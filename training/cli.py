@@ -123,8 +123,8 @@ def _check_out(out: Path) -> None:
     if out.is_dir():
         _fail(f"--out {out} is a folder; give a file name, e.g. {out / 'predictions.jsonl'}")
     folder = out.parent
-    while not folder.exists():  # the file's folders are made when it is written
-        folder = folder.parent
+    if not folder.exists():
+        _fail(f"cannot write --out {out}: the folder {folder} does not exist (create it first)")
     if not folder.is_dir():
         _fail(f"cannot write --out {out}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -3,6 +3,7 @@ serving/compare.py, the output formats in serving/output.py."""
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -11,10 +12,16 @@ import typer
 from serving.output import Format
 
 
+class CompareFormat(str, Enum):
+    jsonl = "jsonl"
+    table = "table"
+
+
 def command(source: Path = typer.Argument(..., help="the original text (.txt, or - for standard input)"),
             published: Path = typer.Argument(..., help="the published version (.txt, or -)"),
             model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
-            fmt: Format = typer.Option(Format.table, "--format", "-f", help="jsonl or table"),
+            fmt: Optional[CompareFormat] = typer.Option(None, "--format", "-f", help="jsonl or table (default: "
+                                                        "jsonl for an --out ending .jsonl, else table)"),
             threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
             floor: float = typer.Option(70.0, help="similarity (0-100) from which a changed sentence is 'edited'"),
             out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)")):
@@ -22,8 +29,13 @@ def command(source: Path = typer.Argument(..., help="the original text (.txt, or
     and the model's score on each published sentence."""
     from training.cli import _bundle, _check_out, _fail, _guard
 
-    if fmt in (Format.csv, Format.parquet):
-        _fail("--format: compare writes jsonl or table")
+    suffix = out.suffix.lower() if out else ""
+    if suffix in (".csv", ".parquet"):
+        _fail(f"--out {out}: compare writes jsonl or table, not {suffix[1:]}")
+    implied = CompareFormat.jsonl if suffix == ".jsonl" else None
+    if fmt is not None and implied is not None and fmt is not implied:
+        _fail(f"--format {fmt.value} contradicts --out {out} (a .jsonl file); drop --format or rename the file")
+    fmt = Format((fmt or implied or CompareFormat.table).value)
     if str(source) == str(published) == "-":
         _fail("only one of SOURCE and PUBLISHED can be read from standard input")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -33,17 +45,22 @@ def command(source: Path = typer.Argument(..., help="the original text (.txt, or
     if out:
         _check_out(out)
     from serving.compare import comparable, compare
-    from serving.inputs import NO_ARABIC, has_arabic, read_articles
+    from serving.inputs import language_problem, read_articles
     from serving.output import render_compare
     from serving.predictor import Predictor
 
     def read(path: Path) -> str:
-        if str(path) != "-" and path.suffix == ".jsonl" or path.is_dir():
-            raise ValueError(f"{path}: compare takes one text file (or -), not a folder or JSON lines")
-        (art,) = list(read_articles([path]))
+        if str(path) != "-" and (path.is_dir() or path.suffix.lower() != ".txt"):
+            raise ValueError(f"{path}: compare takes one .txt file (or - for standard input), "
+                             "not a folder, JSON lines or Parquet")
+        arts = list(read_articles([path]))
+        if len(arts) != 1:
+            raise ValueError(f"{path}: compare takes one article, found {len(arts)}")
+        art = arts[0]
         text = comparable(art.text)
-        if not has_arabic(text):
-            raise ValueError(f"{path}: {NO_ARABIC}")
+        problem = language_problem(text)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
         return text
 
     src, pub = _guard(lambda: read(source)), _guard(lambda: read(published))

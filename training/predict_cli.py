@@ -24,9 +24,10 @@ def command(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
             model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
             out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout); "
                                                "with --engine ray, a folder of parts (required)"),
-            fmt: Format = typer.Option(Format.jsonl, "--format", "-f",
-                                       help="jsonl: one record per article; csv: one row per sentence; parquet: "
-                                            "like jsonl, needs --out; table: for reading in a terminal"),
+            fmt: Optional[Format] = typer.Option(None, "--format", "-f",
+                                                 help="jsonl: one record per article; csv: one row per sentence; "
+                                                      "parquet: like jsonl, needs --out; table: for reading in a "
+                                                      "terminal (default: from --out's suffix, else jsonl)"),
             threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
             precision: str = typer.Option("auto", help="int8, fp32 or auto"),
             threads: Optional[int] = typer.Option(None, help="onnxruntime threads (with --engine ray: per worker)"),
@@ -42,6 +43,7 @@ def command(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         _fail(f"--threshold must be between 0 and 1, got {threshold}")
+    fmt = _guard(lambda: format_for(out, fmt, folder=engine is Engine.ray))
     if engine is Engine.ray:
         return _ray(inputs, model, out, fmt, threshold, precision, threads, address, workers, shard_size, quiet)
     if address or workers:
@@ -55,6 +57,21 @@ def command(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 
     predictor = _guard(lambda: Predictor(bundle, precision=precision, threads=threads))
     _label_locally(inputs, predictor, out, fmt, threshold, quiet)
+
+
+SUFFIX_FORMATS = {".jsonl": Format.jsonl, ".csv": Format.csv, ".parquet": Format.parquet}
+
+
+def format_for(out: Optional[Path], fmt: Optional[Format], folder: bool = False) -> Format:
+    """The output format: --format if given, else --out's suffix (.jsonl, .csv, .parquet), else jsonl. A
+    --format that contradicts the suffix is refused (an output folder, --engine ray, has no suffix to read)."""
+    implied = None if (out is None or folder) else SUFFIX_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        return implied or Format.jsonl
+    if implied is not None and implied is not fmt:
+        raise ValueError(f"--format {fmt.value} contradicts --out {out} (a {out.suffix} file holds "
+                         f"{implied.value}); drop --format or rename the file")
+    return fmt
 
 
 def _label_locally(inputs, predictor, out, fmt: Format, threshold, quiet: bool) -> None:

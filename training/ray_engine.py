@@ -50,7 +50,8 @@ class Shard:
         return f"part-{self.index:05d}.{Format(fmt).value}"
 
     def fingerprint(self) -> str:
-        stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in self.files)]
+        # Resolved paths: `arts/x` and `/abs/arts/x` are one input, so a rerun typed either way resumes.
+        stats = [(os.path.realpath(f), st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in self.files)]
         return json.dumps([self.kind, stats, self.start, self.end], ensure_ascii=False)
 
 
@@ -200,8 +201,23 @@ def run(inputs: Iterable[Path], out: Path, bundle: Path, fmt: Format = Format.js
     if Format(fmt) not in FORMATS:
         raise ValueError(f"--engine ray writes {', '.join(f.value for f in FORMATS)}, not {Format(fmt).value}")
     t0 = time.perf_counter()
+    if address is None:  # Ray on this machine: its CPUs are known before Ray starts or OUT is written
+        cpus = os.cpu_count() or 1
+        if workers and threads and workers * threads > cpus:
+            raise ValueError(f"--workers {workers} x --threads {threads} asks for {workers * threads} CPUs; "
+                             f"this machine has {cpus}")
+        if workers and workers > cpus:
+            raise ValueError(f"--workers {workers} asks for more workers than this machine's {cpus} CPUs")
     shards = plan_shards(inputs, shard_size)
-    pending = prepare(out, shards, _settings(bundle, fmt, shard_size, precision, threshold))
+    if address:
+        _join(address)  # before OUT is touched: an unreachable cluster leaves it as it was
+    try:
+        pending = prepare(out, shards, _settings(bundle, fmt, shard_size, precision, threshold))
+    except BaseException:
+        _leave(address)
+        raise
+    if not pending:
+        _leave(address)
     total = sum(s.articles for s in shards)
     summary = {"shards": len(shards), "skipped": len(shards) - len(pending), "articles": total,
                "labelled": 0, "sentences": 0, "inserted": 0, "errors": []}
@@ -210,8 +226,68 @@ def run(inputs: Iterable[Path], out: Path, bundle: Path, fmt: Format = Format.js
                               total - sum(s.articles for s in pending) if progress else None))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     if not summary["errors"]:
+        # What the folder holds, over every invocation that wrote it (not only this one's share).
+        summary["output"] = count_parts(Path(out), Format(fmt))
         atomic_write_json(Path(out) / DONE_FILE, summary)
     return summary
+
+
+def count_parts(out: Path, fmt: Format) -> dict:
+    """Articles, sentences and inserted sentences in all the parts of OUT."""
+    counts = {"parts": 0, "articles": 0, "sentences": 0, "inserted": 0}
+    for p in sorted(out.glob(f"part-*.{fmt.value}")):
+        counts["parts"] += 1
+        if fmt is Format.parquet:
+            import pyarrow.parquet as pq
+
+            records = pq.read_table(p, columns=["sentences"]).to_pylist()
+        elif fmt is Format.jsonl:
+            records = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:  # csv: one row per sentence
+            import csv
+
+            rows = list(csv.DictReader(p.open(encoding="utf-8", newline="")))
+            counts["articles"] += len({r["id"] for r in rows})
+            counts["sentences"] += len(rows)
+            counts["inserted"] += sum(r["label"] == "inserted" for r in rows)
+            continue
+        counts["articles"] += len(records)
+        counts["sentences"] += sum(len(r["sentences"]) for r in records)
+        counts["inserted"] += sum(s["label"] == "inserted" for r in records for s in r["sentences"])
+    return counts
+
+
+JOIN_TIMEOUT_S = 15
+
+
+def _leave(address: str | None) -> None:
+    if address:
+        import ray
+
+        ray.shutdown()
+
+
+def _join(address: str) -> None:
+    """Connect to a running Ray cluster, or fail in one line within JOIN_TIMEOUT_S (Ray itself would retry
+    for minutes). A no-op once connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    host_port = address.removeprefix("ray://")
+    if address != "auto" and ":" in host_port:
+        import socket
+
+        host, _, port = host_port.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=min(5, JOIN_TIMEOUT_S)).close()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--address {address}: no Ray cluster answers there ({err})") from None
+    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(JOIN_TIMEOUT_S))
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    except (ConnectionError, RuntimeError, TimeoutError) as err:  # no cluster there, or not reachable
+        raise ValueError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
 
 
 def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: int | None, threads: int | None,
@@ -221,20 +297,23 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
 
     t0 = time.perf_counter()
     if address:
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-        except (ConnectionError, RuntimeError, TimeoutError) as err:  # no cluster there, or not reachable
-            raise ValueError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
+        _join(address)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+        # This machine only: every Ray server binds to the loopback interface, so nobody else can join
+        # the (unauthenticated) cluster while it runs. For clusters, see docs/archive.md (token auth).
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
+                 _node_ip_address="127.0.0.1")
     try:
         started = time.perf_counter() - t0
         cpus = int(ray.cluster_resources().get("CPU", 1))
+        asked_workers, asked_threads = workers, threads
+        if asked_workers and asked_threads and asked_workers * asked_threads > cpus:
+            raise ValueError(f"--workers {asked_workers} x --threads {asked_threads} asks for "
+                             f"{asked_workers * asked_threads} CPUs; the Ray cluster has {cpus}")
+        if asked_workers and asked_workers > cpus:
+            raise ValueError(f"--workers {asked_workers} asks for more workers than the Ray cluster's {cpus} CPUs")
         workers = min(workers or max(1, cpus // 2), len(pending))
         threads = threads or max(1, cpus // workers)
-        if workers * threads > cpus:
-            raise ValueError(f"{workers} workers x {threads} threads need {workers * threads} CPUs; "
-                             f"the Ray cluster has {cpus}")
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False

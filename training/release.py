@@ -128,7 +128,7 @@ def model_card(meta: dict, report: dict, example: dict | None, run_dir: Path) ->
     backbone = {"spec": spec, "title": notes.get("name", f"`{spec}`"), "shape": ", ".join(shape),
                 "source": notes.get("source"), "licence": notes.get("licence")}
     rows = {"model": report["test"], **report["baselines"]}
-    return render("model_card.md.j2", meta=meta, run=run, cfg=run["config"], run_dir=run_dir, backbone=backbone,
+    return render("model_card.md.j2", meta=meta, run=run, cfg=run["config"], run_dir=run_dir, backbone=backbone, report=report,
                   calibration=stored_calibration(meta), pruning=meta.get("pruning"), test=report["test"], rows=rows,
                   machine=describe_machine(run.get("machine")), config_file=run.get("config_file"),
                   example=example and example["test"],

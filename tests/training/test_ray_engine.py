@@ -125,12 +125,24 @@ def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tm
         assert p.poll() is None, p.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no part written in 300 s"
         time.sleep(0.01)
+    # Issue 22 item 2: while it runs, every socket that the driver, Ray's servers and the workers listen
+    # on is on the loopback interface (before: gcs_server, raylet and workers on every interface).
+    listening = []
+    for q in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]:
+        try:
+            listening += [(q.name(), c.laddr.ip) for c in q.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    assert listening, "no listening socket found: the check saw nothing"
+    assert all(ip in ("127.0.0.1", "::1") for _, ip in listening), listening
     _kill(p)
     finished = {q.name: (q.stat().st_ino, q.stat().st_mtime_ns) for q in out.glob("part-*.parquet")}
     assert 1 <= len(finished) < 120, f"{len(finished)} of 120 parts: the run was not killed half-way"
     assert not (out / "_SUCCESS.json").exists()
 
-    err = _run(*args)
+    # Item 10: the same input typed as a relative path resumes too (fingerprints of resolved paths).
+    relative = Path(os.path.relpath(folder, REPO))
+    err = _run(*[relative if a == folder else a for a in args])
     assert f"({len(finished)} already done)" in err
     after = {q.name: (q.stat().st_ino, q.stat().st_mtime_ns) for q in out.glob("part-*.parquet")}
     assert len(after) == 120
@@ -138,7 +150,11 @@ def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tm
     _run("-m", tiny_bundle, folder / "archive.parquet", "-o", tmp_path / "local.jsonl", "-q")
     local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     _same(_records(out), local)
-    assert json.loads((out / "_SUCCESS.json").read_text())["articles"] == 240
+    done = json.loads((out / "_SUCCESS.json").read_text())
+    assert done["articles"] == 240
+    # Item 8: _SUCCESS.json describes the whole folder, not only what the last invocation labelled.
+    assert done["labelled"] < 240 and done["output"]["articles"] == 240 and done["output"]["parts"] == 120
+    assert done["output"]["sentences"] == sum(len(r["sentences"]) for r in _records(out))
 
 
 def test_joins_a_running_cluster_and_names_a_missing_one(tiny_bundle, tmp_path):
@@ -164,6 +180,30 @@ def test_joins_a_running_cluster_and_names_a_missing_one(tiny_bundle, tmp_path):
     p = _cli("-m", tiny_bundle, *inputs, "--engine", "ray", "--address", "auto", "-o", tmp_path / "ray2")
     _, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "--address auto: cannot join a Ray cluster" in err and "Traceback" not in err
+    assert not (tmp_path / "ray2").exists()  # item 11: OUT untouched until a cluster is reached
+
+
+def test_an_unreachable_address_fails_in_seconds_and_leaves_out_alone(tiny_bundle, tmp_path):
+    """Issue 22 item 11: before, minutes of GCS warnings and _run.json written first."""
+    inputs = _inputs(tmp_path / "in", copies=2)
+    t0 = time.monotonic()
+    p = _cli("-m", tiny_bundle, *inputs, "--engine", "ray", "--address", "127.0.0.1:1", "-o", tmp_path / "out")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "127.0.0.1:1" in err and "Traceback" not in err, err[-2000:]
+    assert len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - t0 < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_workers_and_threads_beyond_the_machine_are_refused_before_any_work(tiny_bundle, tmp_path):
+    """Issue 22 item 12: checked before Ray starts or OUT is written, naming what was asked."""
+    inputs = _inputs(tmp_path / "in", copies=2)
+    asked = (os.cpu_count() or 2) + 2
+    p = _cli("-m", tiny_bundle, *inputs, "--engine", "ray", "--workers", str(asked), "--threads", "1",
+             "-o", tmp_path / "out")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and f"--workers {asked} x --threads 1" in err, err[-2000:]
+    assert not (tmp_path / "out").exists()
 
 
 def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):

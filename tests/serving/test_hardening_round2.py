@@ -1,0 +1,186 @@
+"""Issue 22, the second hardening round: each test names the item it covers and failed before the fix.
+
+The HTTP items share one server with a small queue and a short body timeout (`round2_server`)."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.serving.conftest import CLEAN_ENV
+
+requests = pytest.importorskip("requests")
+
+ARTICLE = "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة. ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."
+
+
+@pytest.fixture(scope="module")
+def round2_server(tiny_bundle, tmp_path_factory):
+    from serving.serve import ServerProcess
+
+    env = {**CLEAN_ENV, "MUDRAJ_MAX_QUEUE": "2", "MUDRAJ_TIMEOUT": "30", "MUDRAJ_BODY_TIMEOUT": "3"}
+    log = tmp_path_factory.mktemp("round2") / "server.log"
+    with ServerProcess(tiny_bundle, log, env=env, threads=1, ready_timeout=120) as srv:
+        yield srv
+
+
+def _idle(port: int, length: int = 100, sent: bytes = b"") -> socket.socket:
+    """A connection that sends POST /classify headers promising `length` bytes, then only `sent`."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              + f"Content-Length: {length}\r\n\r\n".encode() + sent)
+    return s
+
+
+@pytest.mark.slow
+def test_item1_idle_connections_take_no_queue_place_and_get_408(round2_server):
+    idle = [_idle(round2_server.port), _idle(round2_server.port, sent=b'{"text": "')]  # as many as the queue holds
+    try:
+        time.sleep(0.5)
+        ok = requests.post(round2_server.url + "/classify", json={"text": ARTICLE}, timeout=30)
+        assert ok.status_code == 200, ok.text[:300]  # before the fix: 503, the queue held by idle sockets
+        for s in idle:
+            answer = s.recv(4096).decode("utf-8", "replace")
+            assert answer.startswith("HTTP/1.1 408"), answer[:200]
+            assert "MUDRAJ_BODY_TIMEOUT" in answer and "computation" not in answer
+    finally:
+        for s in idle:
+            s.close()
+
+
+@pytest.mark.slow
+def test_item3_field_names_cannot_forge_or_flood_log_lines(round2_server):
+    forged = "x\n2026-01-01 00:00:00 [ERROR] forged line"
+    huge = "y" * 200_000
+    for name in (forged, huge):
+        r = requests.post(round2_server.url + "/classify", json={"text": ARTICLE, name: 1}, timeout=30)
+        assert r.status_code == 400
+        body = r.json()
+        assert len(r.content) < 4000, len(r.content)  # not echoed whole
+        assert "url" not in json.dumps(body) and "errors.pydantic.dev" not in r.text
+        assert body["error"].startswith("1 validation error for")
+    two = requests.post(round2_server.url + "/classify", json={"text": ARTICLE, "a": 1, "b": 2}, timeout=30)
+    assert two.json()["error"].startswith("2 validation errors for")
+    time.sleep(0.5)
+    log = round2_server.log.read_text(errors="replace")
+    assert "\n2026-01-01 00:00:00 [ERROR] forged line" not in log
+    assert huge not in log and len(log) < 200_000
+
+
+def test_item14_the_format_follows_the_output_suffix_and_contradictions_are_refused(tiny_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    art = tmp_path / "a.txt"
+    art.write_text(ARTICLE, encoding="utf-8")
+    run = CliRunner().invoke
+    assert run(app, ["predict", "-m", str(tiny_bundle), str(art), "-o", str(tmp_path / "p.csv")]).exit_code == 0
+    assert (tmp_path / "p.csv").read_text(encoding="utf-8").startswith("id,index,start,end,label,score")
+    bad = run(app, ["predict", "-m", str(tiny_bundle), str(art), "-o", str(tmp_path / "p.csv"), "--format", "jsonl"])
+    assert bad.exit_code == 2 and "contradicts" in bad.output
+    missing = run(app, ["predict", "-m", str(tiny_bundle), str(art), "-o", str(tmp_path / "no" / "dir" / "x.jsonl")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output and not (tmp_path / "no").exists()
+    res = run(app, ["compare", "-m", str(tiny_bundle), str(art), str(art), "-o", str(tmp_path / "c.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "c.jsonl").read_text(encoding="utf-8"))["summary"]["kept"] == 2
+    csv_out = run(app, ["compare", "-m", str(tiny_bundle), str(art), str(art), "-o", str(tmp_path / "t.csv")])
+    assert csv_out.exit_code == 2 and "jsonl or table" in csv_out.output
+
+
+def test_item18_legacy_encodings_and_suffixes_get_clear_answers(tmp_path):
+    from serving.brackets import FormatError
+    from serving.inputs import read_articles
+
+    (tmp_path / "a.txt").write_bytes(ARTICLE.encode("cp1256"))
+    (tmp_path / "b.txt").write_bytes(ARTICLE.encode("utf-16"))
+    with pytest.raises(FormatError, match="iconv -f cp1256"):
+        list(read_articles([tmp_path / "a.txt"]))
+    with pytest.raises(FormatError, match="UTF-16"):
+        list(read_articles([tmp_path / "b.txt"]))
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "X.TXT").write_text(ARTICLE, encoding="utf-8")
+    assert [a.id for a in read_articles([upper])] == ["X"]
+    (tmp_path / "t.csv").write_text("id,text\n1,نص\n", encoding="utf-8")
+    with pytest.raises(FormatError, match="not an input Mudraj reads"):
+        list(read_articles([tmp_path / "t.csv"]))
+
+
+def test_item19_csv_cells_never_start_a_formula(tiny_bundle):
+    import csv
+    import io
+
+    from serving.inputs import RawArticle
+    from serving.output import Format, render
+    from serving.predictor import SentencePrediction
+
+    arts = [RawArticle("=HYPERLINK(\"x\")", "t", text="")]
+    res = [[SentencePrediction(0, 5, "=1+1 ثم", "reporting", 0.1), SentencePrediction(6, 9, "@SUM(A1)", "inserted", 0.9),
+            SentencePrediction(10, 12, "-2 نص", "reporting", 0.2), SentencePrediction(13, 15, "+نص", "reporting", 0.2)]]
+    rows = list(csv.reader(io.StringIO(render(Format.csv, arts, res))))[1:]
+    assert all(not row[0].startswith(("=", "+", "-", "@")) and not row[10].startswith(("=", "+", "-", "@"))
+               for row in rows)
+    assert rows[0][10] == "'=1+1 ثم"  # kept readable, not run
+
+
+def _classify_count(url: str) -> float:
+    import re
+
+    text = requests.get(url + "/metrics", timeout=30).text
+    rows = re.findall(r'^bentoml_service_request_total\{([^}]*)\}\s+(\S+)', text, re.M)
+    return sum(float(v) for labels, v in rows if 'endpoint="/classify"' in labels and 'http_response_code="200"' in labels)
+
+
+@pytest.mark.slow
+def test_item4_a_second_server_leaves_the_first_ones_metrics_alone(round2_server, tiny_bundle, tmp_path):
+    from serving.serve import ServerProcess
+
+    before = _classify_count(round2_server.url)
+    with ServerProcess(tiny_bundle, tmp_path / "b.log", env=CLEAN_ENV, threads=1, ready_timeout=120) as other:
+        for _ in range(2):
+            assert requests.post(round2_server.url + "/classify", json={"text": ARTICLE}, timeout=30).status_code == 200
+        assert requests.post(other.url + "/classify", json={"text": ARTICLE}, timeout=30).status_code == 200
+        assert _classify_count(other.url) == 1
+        assert _classify_count(round2_server.url) == before + 2  # before: the second's count, or its own lost
+
+
+PERSIAN = ("وزارت بهداشت ایران روز گذشته اعلام کرد که برنامه جدید واکسیناسیون کودکان از هفته آینده در همه "
+           "استان‌ها آغاز می‌شود. این برنامه با هدف پیشگیری از گسترش بیماری‌های واگیر اجرا خواهد شد.")
+URDU = ("وزیر اعظم نے آج کہا کہ حکومت ملک میں تعلیم کے شعبے کو بہتر بنانے کے لیے نئے منصوبے شروع کرے گی۔ "
+        "انہوں نے کہا کہ اسکولوں میں اساتذہ کی کمی پوری کی جائے گی۔")
+
+
+def test_item17_one_language_rule_for_the_cli_and_the_service():
+    from serving.inputs import language_problem
+    from serving.segment import segment
+
+    assert language_problem(ARTICLE) is None
+    assert language_problem("قال الرئيس إن شركة گوگل ستفتح مكتبا في المدينة قريبا.") is None  # a foreign name
+    assert "Persian or Urdu" in language_problem(PERSIAN)
+    assert "Persian or Urdu" in language_problem(URDU)
+    assert "mostly not Arabic" in language_problem("The minister said on Monday that talks would go on. قال.")
+    assert language_problem("ـــــــ") is not None  # tatweel only: no letter
+    assert len(segment(URDU)) == 2  # the Urdu full stop ends a sentence
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path,body", [("/classify", {"text": PERSIAN}), ("/classify_sentences", {"sentences": ["English."]}),
+                                       ("/classify", {"text": "ــــــ"}), ("/classify", {"text": ARTICLE + "\u0000"})])
+def test_item17_the_service_refuses_what_the_cli_refuses(round2_server, path, body):
+    r = requests.post(round2_server.url + path, json=body, timeout=30)
+    assert r.status_code == 400, r.text[:300]
+
+
+def test_item17_predict_refuses_persian_in_one_line(tiny_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    f = tmp_path / "fa.txt"
+    f.write_text(PERSIAN, encoding="utf-8")
+    res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(f)])
+    assert res.exit_code == 2 and "Persian or Urdu" in res.output and len(res.output.strip().splitlines()) == 1
