@@ -168,6 +168,103 @@ class Admission:
         self.typical_s = 0.8 * self.typical_s + 0.2 * (time.monotonic() - started)
 
 
+# ---------------------------------------------------------------- strict requests
+
+
+class StrictRequests:
+    """For the POST endpoints (`paths`): a request must say its body is JSON (Content-Type application/json:
+    a text/plain or form body is what a cross-site page can send without asking, so it is refused 415),
+    must not carry both Content-Length and Transfer-Encoding (400: two framings of one body), and its JSON
+    must not repeat a key in one object (400: which value would count is a guess). Runs after BodyLimit,
+    which has read the body."""
+
+    def __init__(self, app, paths: Iterable[str]):
+        self.app, self.paths = app, frozenset(paths)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        if b"content-length" in headers and b"transfer-encoding" in headers:
+            return await error_response(400, "the request has both Content-Length and Transfer-Encoding; "
+                                              "send one")(scope, receive, send)
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind != b"application/json":
+            shown = clip(kind.decode("latin-1") or "none", 60)
+            return await error_response(415, f"the body must be JSON sent as Content-Type: application/json "
+                                              f"(got {shown})")(scope, receive, send)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        duplicate = _duplicate_key(body)
+        if duplicate is not None:
+            return await error_response(400, f"the JSON body repeats the key {clip(duplicate, 60)!r} in one object; "
+                                              "send each field once")(scope, receive, send)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _duplicate_key(body: bytes) -> str | None:
+    """The first key that occurs twice in one JSON object of the body, or None (also for invalid JSON,
+    which the endpoint then refuses with its own message)."""
+    import json
+
+    found: list[str] = []
+
+    def pairs(items):
+        seen = set()
+        for k, _ in items:
+            if k in seen and not found:
+                found.append(k)
+            seen.add(k)
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
+
+
+UI_HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                           b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+              (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+              (b"x-frame-options", b"DENY")]
+
+
+class SecurityHeaders:
+    """Headers for the web page's files (/ui/...): the content security policy as a header (a meta tag
+    cannot say frame-ancestors), no MIME sniffing, no referrer, no framing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *UI_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 # ---------------------------------------------------------------- 400 bodies
 
 

@@ -37,14 +37,16 @@ import bentoml
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from serving.brackets import strip_brackets
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, TidyValidationErrors, deadline_response, docs_page,
+from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, SecurityHeaders, StrictRequests,
+                          TidyValidationErrors, deadline_response, docs_page,
                           error_response, quiet_client_errors, request_deadline)
 from serving.schema import (BODY_TIMEOUT, MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
                             METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
@@ -188,8 +190,13 @@ async def _model_card_get(request: Request) -> JSONResponse:
 
 
 ui_app = Starlette(routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")],
-                   exception_handlers=JSON_ERRORS)
+                   exception_handlers=JSON_ERRORS, middleware=[Middleware(SecurityHeaders)])
+async def _no_favicon(request: Request) -> Response:
+    return Response(status_code=204)  # browsers ask for one; nothing to send, and no 404 in the log
+
+
 pages_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GET"]),
+                              Route("/favicon.ico", _no_favicon, methods=["GET"]),
                               Route("/", docs_page, methods=["GET"])],
                       exception_handlers=JSON_ERRORS)
 
@@ -332,5 +339,6 @@ class Mudraj:
 # Outermost first: read and bound the whole body (413, or 408 for a client that does not send it), then
 # admit: only complete requests take a place in the queue, and its deadline counts computation only.
 Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES, timeout=BODY_TIMEOUT)
+Mudraj.add_asgi_middleware(StrictRequests, paths=(*INFERENCE, "/model_card"))
 Mudraj.add_asgi_middleware(Admission, paths=INFERENCE, max_queue=MAX_QUEUE, timeout=TIMEOUT)
 Mudraj.add_asgi_middleware(TidyValidationErrors)

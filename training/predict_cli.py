@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -12,6 +13,7 @@ import typer
 from serving.output import Format
 
 PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
+PROGRESS_EVERY = 1000  # not on a terminal: a progress line every this many articles
 
 
 class Engine(str, Enum):
@@ -62,6 +64,11 @@ def command(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
 SUFFIX_FORMATS = {".jsonl": Format.jsonl, ".csv": Format.csv, ".parquet": Format.parquet}
 
 
+def count(n: int, noun: str) -> str:
+    """'1 article', '2 articles'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def format_for(out: Optional[Path], fmt: Optional[Format], folder: bool = False) -> Format:
     """The output format: --format if given, else --out's suffix (.jsonl, .csv, .parquet), else jsonl. A
     --format that contradicts the suffix is refused (an output folder, --engine ray, has no suffix to read)."""
@@ -89,13 +96,20 @@ def _label_locally(inputs, predictor, out, fmt: Format, threshold, quiet: bool) 
         return arts, [prediction_text(a) for a in arts]  # offsets refer to the text without brackets
 
     arts, texts = _guard(read)
-    show = (not quiet and _stderr_is_terminal()
+    terminal = _stderr_is_terminal()
+    show = (not quiet and terminal
             and (len(arts) >= PROGRESS_MIN_ARTICLES or any(p.is_dir() for p in inputs)))
+    # Not a terminal (a log file, a batch job): a plain line every PROGRESS_EVERY articles instead of a bar.
+    lines = not quiet and not terminal and len(arts) > PROGRESS_EVERY
+    started = time.monotonic()
     with tqdm(total=len(texts), desc="labelling", unit="article", file=sys.stderr, disable=not show) as bar:
         results = []
-        for t in texts:  # one article a call: the scores are the same, and the bar moves
+        for i, t in enumerate(texts, 1):  # one article a call: the scores are the same, and the bar moves
             results += _guard(lambda: predictor.predict_texts([t], threshold))
             bar.update()
+            if lines and i % PROGRESS_EVERY == 0:
+                print(f"labelled {i:,} of {len(texts):,} articles ({time.monotonic() - started:.0f} s)",
+                      file=sys.stderr, flush=True)
     if not out:
         text = render(fmt, arts, results)
         if fmt is Format.table:
@@ -114,7 +128,8 @@ def _label_locally(inputs, predictor, out, fmt: Format, threshold, quiet: bool) 
         _fail(f"cannot write --out {out}: {err.strerror}")
     if not quiet:
         n_ins = sum(s.label == "inserted" for r in results for s in r)
-        typer.echo(f"{len(arts)} articles, {sum(map(len, results))} sentences, {n_ins} inserted -> {out}", err=True)
+        typer.echo(f"{count(len(arts), 'article')}, {count(sum(map(len, results)), 'sentence')}, {n_ins} inserted "
+                   f"-> {out}", err=True)
 
 
 def _ray(inputs, model, out, fmt, threshold, precision, threads, address, workers, shard_size, quiet) -> None:

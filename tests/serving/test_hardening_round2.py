@@ -184,3 +184,53 @@ def test_item17_predict_refuses_persian_in_one_line(tiny_bundle, tmp_path):
     f.write_text(PERSIAN, encoding="utf-8")
     res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(f)])
     assert res.exit_code == 2 and "Persian or Urdu" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_item20_duplicate_keys_two_framings_and_plain_text_bodies_are_refused(round2_server):
+    url = round2_server.url + "/classify"
+    dup = requests.post(url, data=json.dumps({"text": ARTICLE})[:-1] + ', "text": "نص آخر بالعربية."}',
+                        headers={"Content-Type": "application/json"}, timeout=30)
+    assert dup.status_code == 400 and "repeats the key 'text'" in dup.json()["error"]
+    plain = requests.post(url, data=json.dumps({"text": ARTICLE}), headers={"Content-Type": "text/plain"}, timeout=30)
+    assert plain.status_code == 415 and "application/json" in plain.json()["error"]
+    body = json.dumps({"text": ARTICLE}).encode()
+    with socket.create_connection(("127.0.0.1", round2_server.port), timeout=30) as s:
+        s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                  + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        answer = s.recv(4096).decode("utf-8", "replace")
+    assert answer.split("\r\n")[0].split(" ")[1] == "400", answer[:300]
+    assert requests.post(url, json={"text": ARTICLE}, timeout=30).status_code == 200  # a proper request still works
+
+
+@pytest.mark.slow
+def test_item20_the_page_is_sent_with_security_headers(round2_server):
+    r = requests.get(round2_server.url + "/ui/", timeout=30)
+    assert r.status_code == 200
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
+    assert r.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_item21_counts_read_as_english_and_long_runs_report_progress_off_a_terminal(tiny_bundle, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import training.predict_cli as P
+    from training.cli import app
+
+    one = tmp_path / "one.txt"
+    one.write_text(ARTICLE, encoding="utf-8")
+    res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(one), "-o", str(tmp_path / "o.jsonl")])
+    assert res.exit_code == 0 and "1 article, 2 sentences" in res.output, res.output
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(json.dumps({"id": i, "text": ARTICLE}, ensure_ascii=False) + "\n" for i in range(7)),
+                    encoding="utf-8")
+    monkeypatch.setattr(P, "PROGRESS_EVERY", 3)
+    res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(many), "-o", str(tmp_path / "m.jsonl")])
+    assert res.exit_code == 0
+    assert "labelled 3 of 7 articles" in res.output and "labelled 6 of 7 articles" in res.output
+
+
+@pytest.mark.slow
+def test_item21_favicon_is_no_error(round2_server):
+    assert requests.get(round2_server.url + "/favicon.ico", timeout=30).status_code == 204
