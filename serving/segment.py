@@ -57,6 +57,20 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())
 
 
+def _paragraph_break(text: str, i: int, lo: int, hi: int) -> bool:
+    """Whether the line break at i belongs to a blank line: the next or the previous line break is only
+    spaces away (or the text ends there)."""
+    j = i + 1
+    while j < hi and text[j] in " \t\u00a0\r":
+        j += 1
+    if j >= hi or text[j] == "\n":
+        return True
+    k = i - 1
+    while k >= lo and text[k] in " \t\u00a0\r":
+        k -= 1
+    return k < lo or text[k] == "\n"
+
+
 def _boundaries(text: str, lo: int, hi: int) -> list[int]:
     """Sentence end positions (exclusive) inside text[lo:hi], by punctuation and line breaks."""
     ends: list[int] = []
@@ -64,7 +78,10 @@ def _boundaries(text: str, lo: int, hi: int) -> list[int]:
     while i < hi:
         ch = text[i]
         if ch == "\n":
-            ends.append(i)
+            # A blank line ends a paragraph, and so a sentence; a single line break inside a paragraph
+            # (hard-wrapped wire copy, e-mail, PDF pastes) is read as a space.
+            if _paragraph_break(text, i, lo, hi):
+                ends.append(i)
             i += 1
             continue
         if ch not in TERMINATORS:

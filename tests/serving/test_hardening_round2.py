@@ -234,3 +234,25 @@ def test_item21_counts_read_as_english_and_long_runs_report_progress_off_a_termi
 @pytest.mark.slow
 def test_item21_favicon_is_no_error(round2_server):
     assert requests.get(round2_server.url + "/favicon.ico", timeout=30).status_code == 204
+
+
+def test_item5_a_hard_wrapped_article_is_segmented_and_compared_as_the_unwrapped_one(tiny_bundle):
+    import textwrap
+
+    from serving.compare import compare, summary
+    from serving.predictor import Predictor
+    from serving.segment import segment
+    from tests._paths import TINY_DATA
+
+    text = "\n\n".join(p.replace("[", "").replace("]", "")
+                       for p in (TINY_DATA / "water-plant.txt").read_text(encoding="utf-8").split("\n\n"))
+    wrapped = "\n\n".join(textwrap.fill(p, 70) for p in text.split("\n\n"))
+    assert "\n" in wrapped.split("\n\n")[1]  # really wrapped inside a paragraph
+    flat = lambda spans, t: [" ".join(t[s.start:s.end].split()) for s in spans]  # noqa: E731
+    assert flat(segment(wrapped), wrapped) == flat(segment(text), text)
+    p = Predictor(tiny_bundle)
+    a, b = p.predict_texts([text])[0], p.predict_texts([wrapped])[0]
+    assert [round(x.score, 4) for x in a] == [round(x.score, 4) for x in b]  # the same sentences, the same scores
+    assert all(wrapped[x.start:x.end] == x.text for x in b)  # offsets still refer to the submitted text
+    counts = summary(compare(wrapped, text, p))
+    assert counts["added"] == 0 and counts["dropped"] == 0, counts
