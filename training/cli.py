@@ -338,9 +338,11 @@ def evaluate(model: Path = typer.Option(None, "--model", "-m", help="bundle or t
 @app.command()
 def gate(shipped: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--shipped", help="the shipped bundle"),
          candidate: Path = typer.Option(..., "--candidate", help="the candidate bundle"),
-         shipped_reports: Path = typer.Option(..., "--shipped-reports", help="folder with test/ and test-v1-corpus/ "
-                                              "reports of the shipped bundle"),
-         candidate_reports: Path = typer.Option(..., "--candidate-reports", help="the same for the candidate"),
+         shipped_test: Path = typer.Option(..., help="report (folder or report.json) of the shipped bundle on the "
+                                           "extended test split, made with --genuine"),
+         shipped_old: Path = typer.Option(..., help="its report on the old out-of-outlet test"),
+         candidate_test: Path = typer.Option(..., help="the candidate's report on the extended test split"),
+         candidate_old: Path = typer.Option(..., help="the candidate's report on the old out-of-outlet test"),
          speed_data: Path = typer.Option(D.CORPUS_DIR / "test.jsonl", "--speed-data",
                                          help="articles to time both bundles on"),
          out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the verdict (gate.json, gate.md) here")):
@@ -349,8 +351,9 @@ def gate(shipped: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--
     from training.io import atomic_write_json, atomic_write_text
     from training.release_rule import gate as run_gate, render
 
-    verdict = _guard(lambda: run_gate(_bundle(shipped), _bundle(candidate), shipped_reports, candidate_reports,
-                                      speed_data))
+    reports = {"shipped_test": shipped_test, "shipped_old": shipped_old, "candidate_test": candidate_test,
+               "candidate_old": candidate_old}
+    verdict = _guard(lambda: run_gate(_bundle(shipped), _bundle(candidate), reports, speed_data))
     text = render(verdict)
     typer.echo(text)
     if out is not None:

@@ -43,10 +43,11 @@ class Scored:
     meta: list[dict]
 
 
-def score(predictor: Predictor, articles: Sequence[Article]) -> Scored:
+def score(predictor: Predictor, articles: Sequence[Article], kinds_out: list | None = None) -> Scored:
     """Margins for every gold sentence (the bracket-aware segmentation of each article), computed by
-    the predictor exactly as `mudraj predict` and the service compute them."""
-    per_article = predictor.article_margins([[s.text for s in a.sentences] for a in articles])
+    the predictor exactly as `mudraj predict` and the service compute them. kinds_out: filled with the
+    kind head's probabilities per article, for bundles that have one."""
+    per_article = predictor.article_margins([[s.text for s in a.sentences] for a in articles], kinds_out=kinds_out)
     margins = np.concatenate([m for m, _ in per_article]) if per_article else np.zeros(0)
     from training.shapes import shapes_of
 
@@ -140,6 +141,65 @@ def genuine_false_alarms(predictor: Predictor, articles: Sequence[Article], thre
     return out
 
 
+def kind_head(s: Scored, kind_probs: list, kinds: list[str], out: Path) -> dict | None:
+    """The kind head on the gold inserted sentences whose kind is annotated: accuracy, macro-F1, per-kind
+    precision/recall, the pairs most confused, accuracy per voice (test-only voices apart), and a
+    confusion-matrix figure (kind_confusion.png). None for a bundle without a kind head."""
+    if not kinds or not kind_probs:
+        return None
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    probs = np.concatenate(kind_probs)
+    idx = [i for i, m in enumerate(s.meta) if s.labels[i] == 1 and m["kind"] in kinds]
+    if not idx:
+        return None
+    gold = np.array([kinds.index(s.meta[i]["kind"]) for i in idx])
+    pred = probs[idx].argmax(1)
+    present = sorted(set(gold.tolist()))
+    p, r, f, n = precision_recall_fscore_support(gold, pred, labels=present, zero_division=0)
+    cm = confusion_matrix(gold, pred, labels=list(range(len(kinds))))
+    pairs = [(kinds[a], kinds[b], int(cm[a, b])) for a in range(len(kinds)) for b in range(len(kinds)) if a != b and cm[a, b]]
+    pairs.sort(key=lambda x: -x[2])
+    voices: dict[str, list[int]] = {}
+    for j, i in enumerate(idx):
+        voices.setdefault(s.meta[i]["voice"] or "house", []).append(j)
+    figure(out, cm, kinds)
+    return {"sentences": len(idx), "accuracy": float((gold == pred).mean()),
+            "macro_f1": float(f1_score(gold, pred, labels=present, average="macro", zero_division=0)),
+            "per_kind": {kinds[k]: {"n": int(nk), "precision": float(pk), "recall": float(rk), "f1": float(fk)}
+                         for k, pk, rk, fk, nk in zip(present, p, r, f, n)},
+            "most_confused": [{"gold": a, "predicted": b, "count": c} for a, b, c in pairs[:8]],
+            "per_voice": {v: {"n": len(js), "accuracy": float((gold[js] == pred[js]).mean())}
+                          for v, js in sorted(voices.items())},
+            "figure": "kind_confusion.png"}
+
+
+def figure(out: Path, cm: np.ndarray, kinds: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = cm.sum(1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(kinds)), kinds, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(kinds)), [f"{k} ({int(n)})" for k, n in zip(kinds, rows[:, 0])], fontsize=8)
+    for a in range(len(kinds)):
+        for b in range(len(kinds)):
+            if cm[a, b]:
+                ax.text(b, a, str(int(cm[a, b])), ha="center", va="center", fontsize=6,
+                        color="white" if share[a, b] > 0.5 else "black")
+    ax.set_xlabel("predicted kind")
+    ax.set_ylabel("gold kind (test insertions)")
+    ax.set_title("Kind head: confusion on the test split (row share)")
+    fig.tight_layout()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fig.savefig(Path(out) / "kind_confusion.png", dpi=110)
+    plt.close(fig)
+
+
 def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact: str) -> list[dict]:
     """The n most confident mistakes; redacted sentences are named by article#index instead of quoted."""
     first: dict[str, int] = {}
@@ -187,7 +247,8 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
         articles, alignment = compare_articles(data)
     else:
         articles = load_articles(data)
-    s = score(predictor, articles)
+    kind_probs: list = []
+    s = score(predictor, articles, kinds_out=kind_probs)
     probs = sigmoid(s.margins / temperature)
     result = {"model": predictor.info | {"bundle": str(model), "temperature": temperature, "threshold": threshold},
               "data": [str(p) for p in data], "dev": calibration,
@@ -202,6 +263,7 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
     from training.corpus import TEST_ONLY_VOICES
 
     result["unseen_writers"] = unseen_writers(s, probs, threshold, TEST_ONLY_VOICES)
+    result["kind_head"] = kind_head(s, kind_probs, predictor.kinds, out)
     if genuine:
         result["genuine"] = genuine_false_alarms(predictor, load_articles(genuine), threshold) | {
             "data": [str(p) for p in genuine]}

@@ -1,11 +1,12 @@
 """The release rule (issue 20): does a candidate bundle replace the shipped one?
 
-    mudraj gate --shipped models/mudraj-e5-small --candidate runs/X-candidate \
-        --shipped-reports reports/e5-small-v3 --candidate-reports reports/X --speed-data build/corpus/test.jsonl
+    mudraj gate --candidate runs/X-candidate \
+        --shipped-test reports/e5-small/test-v3-corpus --shipped-old reports/e5-small/test \
+        --candidate-test reports/X/test --candidate-old reports/X/test-v1-corpus
 
-Each reports folder holds `test/report.json` (`mudraj evaluate` on the extended test split with
-`--genuine build/corpus/genuine-test.jsonl`) and `test-v1-corpus/report.json` (the old out-of-outlet
-test), both on the same articles for the two models. The candidate ships when all of these hold:
+Each model has two reports (folders with report.json): `mudraj evaluate` on the extended test split
+with `--genuine build/corpus/genuine-test.jsonl`, and on the old out-of-outlet test (the first
+corpus's test split), the same articles for both models. The candidate ships when all of these hold:
 (a) F1 on the test-only voices at the calibrated threshold >= shipped + 0.03;
 (b) genuine benchmark (test-outlet half): sentences flagged <= shipped and <= 1.5%, articles flagged <= shipped;
 (c) old out-of-outlet test F1 >= shipped - 0.02;
@@ -26,8 +27,8 @@ MIN_KIND_RECALL, MIN_KIND_COUNT = 0.5, 30
 MAX_BUNDLE_BYTES = 40 * 1024 * 1024
 
 
-def _report(folder: Path, name: str) -> dict:
-    path = Path(folder) / name / "report.json"
+def _report(folder: Path) -> dict:
+    path = Path(folder) / "report.json" if Path(folder).is_dir() else Path(folder)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `mudraj evaluate` into {path.parent} first")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -61,6 +62,12 @@ def speed(bundles: dict[str, Path], data: Path, articles: int = 60, rounds: int 
     return {k: n / v for k, v in best.items()}
 
 
+def _same_articles(a: dict, b: dict) -> bool:
+    """Reports of the same articles: the same article, sentence and inserted counts (paths differ by machine)."""
+    keys = ("articles", "sentences", "inserted")
+    return all(a["test"].get(k) == b["test"].get(k) for k in keys)
+
+
 def decide(shipped: dict, candidate: dict, sizes: dict[str, int], speeds: dict[str, float]) -> dict:
     """The rule's verdict. shipped/candidate: {"test": report, "old": report}. Each rule: passed, and the
     numbers it compared."""
@@ -69,8 +76,9 @@ def decide(shipped: dict, candidate: dict, sizes: dict[str, int], speeds: dict[s
         if not r.get("unseen_writers") or not r.get("genuine"):
             raise ValueError(f"the {who} test report lacks the unseen-writer or genuine-benchmark section: "
                              "evaluate with the current corpus and --genuine")
-    if s["data"] != c["data"] or s["genuine"]["data"] != c["genuine"]["data"]:
-        raise ValueError("the two reports were not made on the same articles")
+    if not (_same_articles(s, c) and s["genuine"]["all"]["sentences"] == c["genuine"]["all"]["sentences"]
+            and s["genuine"]["all"]["articles"] == c["genuine"]["all"]["articles"]):
+        raise ValueError("the two test reports were not made on the same articles")
     rules = {}
     su, cu = s["unseen_writers"]["pooled"]["f1"], c["unseen_writers"]["pooled"]["f1"]
     rules["a_unseen_writers_f1"] = {"passed": cu >= su + MIN_UNSEEN_GAIN, "shipped": su, "candidate": cu,
@@ -123,10 +131,12 @@ def render(verdict: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gate(shipped_bundle: Path, candidate_bundle: Path, shipped_reports: Path, candidate_reports: Path,
-         speed_data: Path) -> dict:
-    shipped = {"test": _report(shipped_reports, "test"), "old": _report(shipped_reports, "test-v1-corpus")}
-    candidate = {"test": _report(candidate_reports, "test"), "old": _report(candidate_reports, "test-v1-corpus")}
+def gate(shipped_bundle: Path, candidate_bundle: Path, reports: dict[str, Path], speed_data: Path) -> dict:
+    """reports: shipped_test, shipped_old, candidate_test, candidate_old (report folders or files)."""
+    shipped = {"test": _report(reports["shipped_test"]), "old": _report(reports["shipped_old"])}
+    candidate = {"test": _report(reports["candidate_test"]), "old": _report(reports["candidate_old"])}
+    if not _same_articles(shipped["old"], candidate["old"]):
+        raise ValueError("the two old-test reports were not made on the same articles")
     sizes = {"shipped": bundle_bytes(shipped_bundle), "candidate": bundle_bytes(candidate_bundle)}
     speeds = speed({"shipped": Path(shipped_bundle), "candidate": Path(candidate_bundle)}, speed_data)
     return decide(shipped, candidate, sizes, speeds)

@@ -130,10 +130,12 @@ def test_unseen_writers_are_scored_on_their_own_articles(tiny_bundle, tmp_path):
 
 
 def _reports(f1_unseen, flagged, articles_flagged, old_f1, kind_recall):
-    test = {"data": ["t"], "unseen_writers": {"pooled": {"f1": f1_unseen}},
-            "genuine": {"data": ["g"], "all": {"sentences_flagged": flagged, "articles_flagged": articles_flagged}},
+    test = {"data": ["t"], "test": {"articles": 10, "sentences": 100, "inserted": 20},
+            "unseen_writers": {"pooled": {"f1": f1_unseen}},
+            "genuine": {"data": ["g"], "all": {"sentences_flagged": flagged, "articles_flagged": articles_flagged,
+                                               "sentences": 500, "articles": 50}},
             "per_kind": {"hope": {"inserted": 40, "recall": kind_recall}, "rare": {"inserted": 5, "recall": 0.0}}}
-    return {"test": test, "old": {"test": {"f1": old_f1}}}
+    return {"test": test, "old": {"test": {"f1": old_f1, "articles": 5, "sentences": 50, "inserted": 9}}}
 
 
 def test_the_release_rule_needs_every_condition():
@@ -151,3 +153,7 @@ def test_the_release_rule_needs_every_condition():
     assert not R.decide(shipped, good, sizes, {"shipped": 80.0, "candidate": 79.0})["ship"]
     assert not R.decide(shipped, good, {"shipped": 30 << 20, "candidate": 41 << 20}, speeds)["ship"]
     assert "Decision: ship the candidate" in R.render(R.decide(shipped, good, sizes, speeds))
+    other = _reports(0.74, 0.010, 0.09, 0.91, 0.6)
+    other["test"]["test"]["sentences"] = 99
+    with pytest.raises(ValueError, match="same articles"):
+        R.decide(shipped, other, sizes, speeds)

@@ -120,3 +120,17 @@ def test_genuine_articles_are_drawn_by_a_seeded_share_and_refused_with_an_insert
     dirty = clean + [parse_article(RawArticle("bad", "t", text="قال الوزير ذلك. [ويأمل الجميع أن ينجح.]"))]
     with pytest.raises(ValueError, match="bad"):
         draw_genuine(dirty, 1.0, seed=3)
+
+
+def test_evaluate_reports_the_kind_head_with_its_confusion_figure(kind_bundle, tmp_path):
+    from training.evaluate import evaluate
+
+    _, bundle = kind_bundle
+    data = _rows_with_kinds(tmp_path)
+    r = evaluate(bundle, [data], tmp_path / "rep")
+    k = r["kind_head"]
+    n_inserted = r["test"]["inserted"]
+    assert k["sentences"] == n_inserted and 0 <= k["accuracy"] <= 1 and 0 <= k["macro_f1"] <= 1
+    assert sum(m["n"] for m in k["per_kind"].values()) == n_inserted
+    assert (tmp_path / "rep" / "kind_confusion.png").stat().st_size > 1000
+    assert "## Kind head" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")

@@ -1,0 +1,178 @@
+"""Issue 23: int8 recipes that give the same labels on every x86-64 CPU.
+
+    python bench/quant_consistency.py --bundle runs/X-release/pruned-bundle --dev build/corpus/dev.jsonl
+    python bench/quant_consistency.py ... --avx2-articles 6     # also under qemu-x86_64 -cpu Haswell
+
+Starts from the bundle's fp32 model.onnx and builds each recipe with onnxruntime's quantiser:
+- `u8s8`: dynamic, signed 8-bit weights per channel, unsigned activations (what `mudraj export` shipped);
+- `u8s8-reduce-range`: the same with 7-bit weights, which ONNX Runtime recommends on CPUs without VNNI
+  (the u8s8 multiply-add saturates there);
+- `u8u8`: dynamic, unsigned 8-bit weights per channel.
+For each, natively on this CPU: the share of dev sentences whose label (at the bundle's threshold and
+temperature) agrees with fp32, the largest probability change, dev F1, file size and sentences per
+second (the same articles, rounds interleaved). With --avx2-articles N, a seeded sample of N dev
+articles is also scored under Debian's qemu-user as an AVX2-only CPU (Haswell; no AVX-512, no VNNI),
+and its labels are compared with fp32 and with the same recipe run natively. AVX-512 cannot be
+emulated this way: measure it natively on such a CPU. Writes bench/results/quant_consistency.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RECIPES = ("u8s8", "u8s8-reduce-range", "u8u8")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+        name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+        flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    except OSError:
+        return platform.machine()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{name} ({', '.join(isa) or 'no AVX2'})"
+
+
+def build(recipe: str, fp32: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    weight = QuantType.QUInt8 if recipe == "u8u8" else QuantType.QInt8
+    quantize_dynamic(str(fp32), str(dst), weight_type=weight, per_channel=True,
+                     reduce_range=recipe == "u8s8-reduce-range")
+
+
+def variant_bundle(src: Path, model: Path, root: Path, name: str) -> Path:
+    """A copy of the bundle whose int8 file is `model` (metadata checksums are not checked for it)."""
+    out = root / name
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("tokenizer.json", "metadata.json"):
+        shutil.copyfile(src / f, out / f)
+    shutil.copyfile(model, out / "model.int8.onnx")
+    return out
+
+
+def margins(bundle: Path, articles: list[list[str]], threads: int, precision: str = "int8") -> np.ndarray:
+    from serving.predictor import Predictor
+
+    p = Predictor(bundle, precision=precision, threads=threads, verify=False)
+    return np.concatenate([m for m, _ in p.article_margins(articles)])
+
+
+def speed(bundles: dict[str, tuple[Path, str]], articles: list[list[str]], threads: int, rounds: int = 3) -> dict:
+    from serving.predictor import Predictor
+
+    n = sum(map(len, articles))
+    preds = {k: Predictor(b, precision=prec, threads=threads, verify=False) for k, (b, prec) in bundles.items()}
+    best = {k: float("inf") for k in preds}
+    for p in preds.values():
+        p.article_margins(articles[:2])
+    for _ in range(rounds):
+        for k, p in preds.items():
+            t0 = time.perf_counter()
+            p.article_margins(articles)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return {k: round(n / v, 1) for k, v in best.items()}
+
+
+def under_qemu(bundle: Path, precision: str, articles: list[list[str]], cpu: str = "Haswell") -> np.ndarray:
+    """Margins computed by this script's --score mode run under qemu-x86_64 -cpu CPU."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        raise SystemExit("qemu-x86_64 is missing: apt-get install qemu-user")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.json", Path(tmp) / "out.npy"
+        src.write_text(json.dumps(articles, ensure_ascii=False), encoding="utf-8")
+        cmd = [qemu, "-cpu", cpu, sys.executable, __file__, "--score", str(bundle), precision, str(src), str(dst)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run(cmd, check=True, env=env, cwd=REPO, timeout=3600)
+        return np.load(dst)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--score":  # the child run under qemu
+        bundle, precision, src, dst = sys.argv[2:6]
+        arts = json.loads(Path(src).read_text(encoding="utf-8"))
+        np.save(dst, margins(Path(bundle), arts, threads=1, precision=precision))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, required=True, help="a bundle with the fp32 model.onnx")
+    ap.add_argument("--dev", type=Path, default=REPO / "build" / "corpus" / "dev.jsonl")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--speed-articles", type=int, default=40)
+    ap.add_argument("--avx2-articles", type=int, default=0, help="dev articles to score under qemu (0: none)")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quant_consistency.json")
+    a = ap.parse_args()
+    from serving.bundle import read_metadata
+    from serving.predictor import sigmoid
+    from training.data import load_articles
+    from training.metrics import metrics
+
+    meta = read_metadata(a.bundle, verify=False)
+    thr, temp = float(meta["threshold"]), float(meta.get("temperature", 1.0))
+    arts = load_articles([a.dev])
+    texts = [[s.text for s in x.sentences] for x in arts]
+    labels = np.array([s.label for x in arts for s in x.sentences])
+    fp32 = a.bundle / "model.onnx"
+    if not fp32.is_file():
+        raise SystemExit(f"{a.bundle} has no fp32 model.onnx")
+    result = {"cpu": cpu_name(), "bundle": str(a.bundle), "threshold": thr, "temperature": temp,
+              "dev_sentences": int(len(labels)), "recipes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ref = sigmoid(margins(a.bundle, texts, a.threads, precision="fp32") / temp)
+        bundles = {"fp32": (a.bundle, "fp32")}
+        for r in RECIPES:
+            build(r, fp32, root / f"{r}.onnx")
+            b = variant_bundle(a.bundle, root / f"{r}.onnx", root, r)
+            bundles[r] = (b, "int8")
+            p = sigmoid(margins(b, texts, a.threads) / temp)
+            m = metrics(labels, p, thr)
+            result["recipes"][r] = {"native_agreement_with_fp32": float(((p >= thr) == (ref >= thr)).mean()),
+                                    "native_flips": int(((p >= thr) != (ref >= thr)).sum()),
+                                    "max_abs_prob_diff": float(np.abs(p - ref).max()),
+                                    "dev_f1": m["f1"], "bytes": (root / f"{r}.onnx").stat().st_size}
+            print(r, json.dumps(result["recipes"][r]), flush=True)
+        result["fp32_dev_f1"] = metrics(labels, ref, thr)["f1"]
+        result["fp32_bytes"] = fp32.stat().st_size
+        sample = texts[: a.speed_articles]
+        result["sentences_per_second"] = speed(bundles, sample, a.threads)
+        print("speed", result["sentences_per_second"], flush=True)
+        if a.avx2_articles:
+            rng = random.Random(a.seed)
+            pick = sorted(rng.sample(range(len(texts)), a.avx2_articles))
+            chosen = [texts[i] for i in pick]
+            ref_s = sigmoid(margins(a.bundle, chosen, 1, precision="fp32") / temp)
+            result["avx2"] = {"articles": pick, "sentences": int(len(ref_s)), "recipes": {}}
+            for r in ("fp32", *RECIPES):
+                b, prec = bundles[r]
+                native = sigmoid(margins(b, chosen, 1, precision=prec) / temp)
+                emu = sigmoid(under_qemu(b, prec, chosen) / temp)
+                result["avx2"]["recipes"][r] = {
+                    "agreement_with_fp32": float(((emu >= thr) == (ref_s >= thr)).mean()),
+                    "agreement_with_native": float(((emu >= thr) == (native >= thr)).mean()),
+                    "max_abs_prob_diff_vs_native": float(np.abs(emu - native).max())}
+                print("avx2", r, json.dumps(result["avx2"]["recipes"][r]), flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
