@@ -119,10 +119,18 @@ def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) ->
     model.eval()  # the exporter leaves the module in training mode (dropout on)
 
 
+# The int8 recipe (issue 23): dynamic quantisation, signed 8-bit weights per output channel stored with a
+# 7-bit range (reduce_range), unsigned 8-bit activations. On x86 CPUs without VNNI the u8s8 multiply-add
+# (vpmaddubsw) saturates its 16-bit sums with full 8-bit weights, so the same bundle labelled some
+# sentences differently on AVX2 and on AVX-512 VNNI machines; with 7-bit weights no sum can saturate.
+# bench/quant_consistency.py compares the recipes (docs/benchmarks.md).
+INT8_RECIPE = {"method": "dynamic", "weights": "int8 per channel, reduce_range (7-bit)", "activations": "uint8"}
+
+
 def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
 
 
 def dev_features(run_dir: Path, encoder: Encoder, limit: int = 2000) -> list[Feature]:
@@ -173,7 +181,8 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
             q = _onnx_logits(tmp / MODEL_FILES["int8"], batches)
             agreement = float((ref.argmax(1) == q.argmax(1)).mean())
-            parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()))
+            parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()),
+                          int8_recipe=INT8_RECIPE)
             if 1 - agreement > max_int8_label_change:
                 raise ParityError(f"int8 changes {1 - agreement:.1%} of dev labels > {max_int8_label_change:.0%}")
         shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")

@@ -95,6 +95,12 @@
     counts.dataset.flagged = String(flagged);
   }
 
+  // After a failed comparison an earlier result stays on screen, dimmed and said to be stale.
+  function markStale(stale) {
+    output.classList.toggle("stale", stale);
+    $("cmp-stale-note").hidden = !stale;
+  }
+
   async function run() {
     if (button.disabled) return;
     const src = source.value, pub = published.value;
@@ -122,9 +128,11 @@
       const err = window.Mudraj.explain(resp ? resp.status : 0, message);
       err.text = sideOf(message) + err.text;
       pubView.dataset.state = srcView.dataset.state = "error";
+      markStale(pubView.querySelector(".cmp") !== null);
       showError(err);
       return;
     }
+    markStale(false);
     render(src, pub, body);
     pubView.dataset.state = srcView.dataset.state = "done";
     status.textContent = "تمّت المقارنة.";

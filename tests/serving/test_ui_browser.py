@@ -106,7 +106,8 @@ def page_sentences(driver) -> list[dict]:
                const after = getComputedStyle(el, '::after');
                return {text: el.textContent, inserted: el.classList.contains('inserted'),
                        score: Number(el.dataset.score), title: el.title,
-                       shown: after.display === 'none' || after.visibility === 'hidden' ? null : after.content,
+                       shown: after.display === 'none' || after.visibility === 'hidden' ? null
+                              : after.content.replace(/\u2060/g, ''),
                        fontPx: parseFloat(after.fontSize)};
            });"""
     )
@@ -445,7 +446,7 @@ def compared(d) -> dict:
         """const side = (id) => Array.from(document.querySelectorAll('#' + id + ' .cmp')).map(el => ({
                text: el.textContent, status: el.dataset.status, score: el.dataset.score ? Number(el.dataset.score) : null,
                marked: Array.from(el.querySelectorAll('ins, del')).map(m => m.textContent),
-               pct: getComputedStyle(el, '::after').content}));
+               pct: getComputedStyle(el, '::after').content.replace(/\u2060/g, '')}));
            const box = (id) => document.getElementById(id).getBoundingClientRect();
            return {published: side('cmp-published-view'), source: side('cmp-source-view'),
                    dropped: Array.from(document.querySelectorAll('#cmp-dropped li')).map(li => li.textContent),
@@ -499,3 +500,60 @@ def test_ui_compare_tab(server, browser, size):
         compare_on_page(d)
         error = d.find_element("id", "cmp-error")
         assert error.get_attribute("data-code") == "empty" and "النص الأصلي" in error.text
+
+
+# ---------------------------------------------------------------- issue 22, item 7
+
+BADGE_ON_ITS_LINE = """
+    // For every sentence: is the score badge on the line of the sentence's last character? The badge is
+    // generated content, so it is part of the element's last line box: the element's last client rect
+    // must also hold the last character.
+    return Array.from(document.querySelectorAll(arguments[0])).every(el => {
+        const rects = el.getClientRects();
+        const text = el.lastChild && el.lastChild.nodeType === 3 ? el.lastChild : null;
+        if (!text || !rects.length || !text.length) return true;
+        const r = document.createRange();
+        r.setStart(text, text.length - 1);
+        r.setEnd(text, text.length);
+        const ch = r.getClientRects();
+        if (!ch.length) return true;
+        return Math.abs(ch[ch.length - 1].top - rects[rects.length - 1].top) < 3;
+    });"""
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_ui_score_badges_stay_with_their_sentence(server, browser, size):
+    """At every width the result column takes, no badge starts a line of its own."""
+    d = browser
+    with (phone(d) if size == "phone" else contextlib.nullcontext(d)):
+        open_page(d, server)
+        classify_on_page(d, SAMPLE.read_text(encoding="utf-8") * 2)
+        full = d.execute_script("return document.getElementById('result').getBoundingClientRect().width")
+        bad = []
+        for width in range(int(full), int(full * 0.55), -3):
+            d.execute_script("document.getElementById('result').style.width = arguments[0] + 'px';", width)
+            if not d.execute_script(BADGE_ON_ITS_LINE, "#result .sent"):
+                bad.append(width)
+        d.execute_script("document.getElementById('result').style.width = '';")
+        assert not bad, f"a score badge wrapped away from its sentence at widths {bad[:5]}"
+
+
+def test_ui_compare_tab_marks_an_old_result_stale_after_an_error(server, browser):
+    d = browser
+    open_page(d, server)
+    d.find_element("id", "tab-compare").click()
+    d.find_element("id", "cmp-sample").click()
+    wait_for(d, lambda d: d.find_element("id", "cmp-published").get_attribute("value").strip() != "", "no sample")
+    compare_on_page(d)
+    assert d.find_element("id", "cmp-stale-note").get_attribute("hidden") is not None
+    d.execute_script("document.getElementById('cmp-source').value = '   ';")
+    compare_on_page(d)
+    view = d.find_element("id", "cmp-published-view")
+    assert view.get_attribute("data-state") == "error"
+    assert d.find_element("id", "cmp-stale-note").get_attribute("hidden") is None
+    assert float(d.execute_script("return getComputedStyle(arguments[0]).opacity", view)) < 0.6
+    d.find_element("id", "cmp-sample").click()
+    wait_for(d, lambda d: d.find_element("id", "cmp-source").get_attribute("value").strip() != "", "no sample")
+    compare_on_page(d)
+    assert d.find_element("id", "cmp-stale-note").get_attribute("hidden") is not None
+    assert float(d.execute_script("return getComputedStyle(arguments[0]).opacity", view)) == 1.0
