@@ -235,7 +235,12 @@ class CompareInput(_Strict):
 
     @model_validator(mode="after")
     def _size(self) -> "CompareInput":
-        _check_request_chars([self.source, self.published])
+        # Each side on its own (two versions of one long article must fit): only the published side is
+        # scored by the model; the source is aligned with it, which costs far less.
+        for name, text in (("source", self.source), ("published", self.published)):
+            if len(text) > MAX_REQUEST_CHARS:
+                raise ValueError(f"{name} is {len(text)} characters long; the limit is {MAX_REQUEST_CHARS} "
+                                 "(MUDRAJ_MAX_REQUEST_CHARS) for each side of a comparison")
         return self
 
 

@@ -14,34 +14,44 @@
   // The server's errors, in Arabic. A row matches an answer by its HTTP status (0: no answer at all)
   // and, when it has one, a pattern found in the server's English message; the first match wins.
   // Anything else gets the generic message, with the server's own words under "details".
+  // ctx: "classify" or "compare" (the tab asking), so that the advice names that tab's button and task.
+  const ACT = {
+    classify: { button: "«صنِّف الجمل»", shorten: "قسِّمه أجزاءً أقصر وصنِّف كل جزء وحده.",
+                failed: "تعذّر التصنيف", took: "استغرق التصنيف" },
+    compare: { button: "«قارن النصين»", shorten: "قصِّر النص المعنيّ ثم أعد المقارنة.",
+               failed: "تعذّرت المقارنة", took: "استغرقت المقارنة" },
+  };
   const ERRORS = [
-    // [code, HTTP statuses, pattern in the message (null: any), what the reader sees (m: the match)]
+    // [code, HTTP statuses, pattern in the message (null: any), what the reader sees (m: the match, a: ACT[ctx])]
     ["empty", [400, 422], /text is empty/i,
-      () => "النص فارغ. الصق نص خبر عربي ثم اضغط «صنِّف الجمل»."],
+      (m, a) => `النص فارغ. الصق نص خبر عربي ثم اضغط ${a.button}.`],
     ["too-long", [400, 422], /(\d+) characters\b.*?\bthe limit is (\d+)/i,
-      (m) => `النص أطول من المسموح: عدد أحرفه ${number(m[1])}، والحد ${number(m[2])}. قسِّمه أجزاءً أقصر وصنِّف كل جزء وحده.`],
+      (m, a) => `النص أطول من المسموح: عدد أحرفه ${number(m[1])}، والحد ${number(m[2])}. ${a.shorten}`],
     ["no-arabic", [400, 422], /no Arabic letters/i,
       () => "لا يحتوي النص على حروف عربية، ومُدرَج يقرأ الأخبار المكتوبة بالعربية."],
+    ["not-arabic", [400, 422], /mostly not Arabic|Persian or Urdu/i,
+      () => "النص ليس بالعربية (أغلب حروفه من لغة أخرى، أو هو بالفارسية أو الأردية)، ومُدرَج يقرأ الأخبار المكتوبة بالعربية."],
     ["brackets", [400, 422], /unbalanced brackets(?: \(line (\d+))?/i,
       (m) => `الأقواس المربعة في النص غير متوازنة${m[1] ? ` (السطر ${m[1]})` : ""}. هذه الأقواس تُعلِّم الجمل المُدرَجة، فلكل [ قوسٌ يغلقه ].`],
     ["too-large", [413], null,
-      () => "النص أكبر مما يقبله الخادم في طلب واحد. قسِّمه أجزاءً أصغر وصنِّف كل جزء وحده."],
+      (m, a) => `النص أكبر مما يقبله الخادم في طلب واحد. ${a.shorten}`],
     ["busy", [503], null,
       () => "الخادم مشغول الآن أو لم يجهز بعد. أعد المحاولة بعد قليل."],
     ["timeout", [504], null,
-      () => "استغرق التصنيف وقتًا أطول من المسموح. أعد المحاولة، أو جرّب نصًّا أقصر."],
+      (m, a) => `${a.took} وقتًا أطول من المسموح. أعد المحاولة، أو جرّب نصًّا أقصر.`],
     ["network", [0], null,
       () => "تعذّر الاتصال بالخادم. تحقّق من الاتصال ثم أعد المحاولة."],
   ];
 
-  function explain(httpStatus, message) {
+  function explain(httpStatus, message, ctx) {
+    const a = ACT[ctx] || ACT.classify;
     for (const [code, statuses, pattern, say] of ERRORS) {
       if (!statuses.includes(httpStatus)) continue;
       const m = pattern ? pattern.exec(message) : [];
-      if (m) return { code, text: say(m) };
+      if (m) return { code, text: say(m, a) };
     }
     const what = httpStatus ? `ردّ الخادم بخطأ غير متوقَّع (HTTP ${httpStatus}).` : "حدث خطأ غير متوقَّع.";
-    return { code: "unknown", text: `تعذّر التصنيف: ${what}`, details: message };
+    return { code: "unknown", text: `${a.failed}: ${what}`, details: message };
   }
 
   // The server's words: {"error": "...", "detail": [{"loc", "msg"} | "..."]} (validation errors and

@@ -125,7 +125,7 @@
     status.textContent = "";
     if (!resp || !resp.ok || !body || !Array.isArray(body.published)) {
       const message = resp ? window.Mudraj.serverMessage(body, raw) : raw;
-      const err = window.Mudraj.explain(resp ? resp.status : 0, message);
+      const err = window.Mudraj.explain(resp ? resp.status : 0, message, "compare");
       err.text = sideOf(message) + err.text;
       pubView.dataset.state = srcView.dataset.state = "error";
       markStale(pubView.querySelector(".cmp") !== null);

@@ -256,3 +256,15 @@ def test_item5_a_hard_wrapped_article_is_segmented_and_compared_as_the_unwrapped
     assert all(wrapped[x.start:x.end] == x.text for x in b)  # offsets still refer to the submitted text
     counts = summary(compare(wrapped, text, p))
     assert counts["added"] == 0 and counts["dropped"] == 0, counts
+
+
+@pytest.mark.slow
+def test_item16_each_side_of_a_comparison_has_its_own_limit(round2_server):
+    from serving.schema import MAX_REQUEST_CHARS
+
+    side = ("قال المتحدث إن العمل في المشروع مستمر حتى نهاية العام. " * 200)[: int(MAX_REQUEST_CHARS * 0.6)]
+    ok = requests.post(round2_server.url + "/compare", json={"source": side, "published": side}, timeout=120)
+    assert ok.status_code == 200, ok.text[:300]  # before: 400, the two sides counted together
+    big = side * 2
+    bad = requests.post(round2_server.url + "/compare", json={"source": big, "published": side}, timeout=120)
+    assert bad.status_code == 400 and "source" in bad.text

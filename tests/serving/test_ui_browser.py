@@ -551,6 +551,8 @@ def test_ui_compare_tab_marks_an_old_result_stale_after_an_error(server, browser
     view = d.find_element("id", "cmp-published-view")
     assert view.get_attribute("data-state") == "error"
     assert d.find_element("id", "cmp-stale-note").get_attribute("hidden") is None
+    said = d.find_element("id", "cmp-error").text  # item 16: this tab's button, not the classify tab's
+    assert "«قارن النصين»" in said and "صنِّف" not in said, said
     assert float(d.execute_script("return getComputedStyle(arguments[0]).opacity", view)) < 0.6
     d.find_element("id", "cmp-sample").click()
     wait_for(d, lambda d: d.find_element("id", "cmp-source").get_attribute("value").strip() != "", "no sample")
