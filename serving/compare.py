@@ -31,6 +31,9 @@ FLOOR = 70.0  # rapidfuzz ratio (0-100) from which two sentences count as one ed
 MIN_GLUED = 15  # characters of a new clause glued to a source sentence that make it an added sentence
 EDGE = " " + CLOSERS + OPENERS
 STEPS = ("whitespace", "punctuation", "orthography")  # when no model gives its own
+LEADING_MARKS = "،,؛;:-–—"  # an added span never starts with one of these
+MAX_JOINED = 3  # sentences one sentence of the other text may join (a merge) or be cut into (a split)
+JOIN_GAIN = 5.0  # how much more similar a joined run must be than the best single sentence
 
 
 @dataclass
@@ -109,6 +112,9 @@ def _glued(pub: Span, src: Span, steps: Sequence[str]) -> list[Aligned] | None:
             return None
     extra = next(op for op in ops if op.tag == "insert")
     lo, hi = extra.dest_start, extra.dest_end
+    if lo > 0:  # a comma or other mark where the clause was glued on stays with the kept part
+        while lo < hi and (pub.text[lo] in LEADING_MARKS or pub.text[lo].isspace()):
+            lo += 1
     piece = pub.text[lo:hi]
     if len(piece.strip()) < MIN_GLUED or len(piece.split()) < 3:
         return None
@@ -124,6 +130,63 @@ def _glued(pub: Span, src: Span, steps: Sequence[str]) -> list[Aligned] | None:
     first = Aligned("kept", kept, src, 100.0) if a == b else \
         Aligned("edited", kept, src, min(fuzz.ratio(a, b), 99.99), _changes(kept, src))
     return [first, Aligned("added", added, None, 0.0)] if lo > 0 else [Aligned("added", added, None, 0.0), first]
+
+
+def _joins(source: str, published: str, src: list[Span], pub: list[Span], src_keys: list[str], pub_keys: list[str],
+           match: dict[int, tuple[int, float]], taken: set[int], floor: float,
+           steps: Sequence[str]) -> tuple[dict[int, Aligned], dict[int, Aligned]]:
+    """Merges and splits: a published sentence that joins consecutive source sentences (a full stop
+    turned into a comma) is an edit of all of them; consecutive published sentences cut from one source
+    sentence are each an edit of it. A join counts when the joined run is at least `floor` similar and
+    clearly more similar (JOIN_GAIN) than any single sentence. `match` and `taken` are updated."""
+    def joined(text: str, spans: list[Span]) -> Span:
+        return Span(spans[0].start, spans[-1].end, text[spans[0].start : spans[-1].end])
+
+    merged: dict[int, Aligned] = {}
+    for i, p in enumerate(pub):
+        mine = match.get(i, (None, 0.0))
+        best = None
+        for j in range(len(src)):
+            for n in range(2, MAX_JOINED + 1):
+                run = list(range(j, j + n))
+                if run[-1] >= len(src) or any(r in taken and r != mine[0] for r in run):
+                    continue
+                span = joined(source, [src[r] for r in run])
+                sim = fuzz.ratio(pub_keys[i], _key(span.text, steps))
+                if sim >= floor and sim >= mine[1] + JOIN_GAIN and (best is None or sim > best[0]):
+                    best = (sim, run, span)
+        if best:
+            if i in match:
+                taken.discard(match.pop(i)[0])
+            taken.update(best[1])
+            sim, _, span = best
+            merged[i] = Aligned("edited", p, span, min(sim, 99.99), _changes(p, span))
+    split: dict[int, Aligned] = {}
+    owner = {j: i for i, (j, _) in match.items()}
+    for j, q in enumerate(src):
+        best = None
+        for i in range(len(pub)):
+            for n in range(2, MAX_JOINED + 1):
+                run = list(range(i, i + n))
+                if run[-1] >= len(pub) or any(r in merged or r in split or (r in match and match[r][0] != j) for r in run):
+                    continue
+                if j in owner and owner[j] not in run:
+                    continue
+                single = max((fuzz.ratio(pub_keys[r], src_keys[j]) for r in run), default=0.0)
+                span = joined(published, [pub[r] for r in run])
+                sim = fuzz.ratio(_key(span.text, steps), src_keys[j])
+                if sim >= floor and sim >= single + JOIN_GAIN and (best is None or sim > best[0]):
+                    best = (sim, run, span)
+        if best:
+            sim, run, span = best
+            changes = _changes(span, q)
+            for r in run:
+                match.pop(r, None)
+                mine = [c for c in changes if pub[r].start <= c.published[0] < pub[r].end
+                        or (c.published[0] == c.published[1] == pub[r].end)]
+                split[r] = Aligned("edited", pub[r], q, min(sim, 99.99), mine)
+            taken.add(j)
+    return merged, split
 
 
 def align(source: str, published: str, floor: float = FLOOR, steps: Sequence[str] = STEPS) -> list[Aligned]:
@@ -144,11 +207,12 @@ def align(source: str, published: str, floor: float = FLOOR, steps: Sequence[str
         if i not in match and j not in taken:
             match[i] = (j, -neg)
             taken.add(j)
+    merged, split = _joins(source, published, src, pub, src_keys, pub_keys, match, taken, floor, steps)
     # A source sentence with a whole new clause glued on can be too unlike it for the floor; unmatched
     # pairs get a second look for exactly that shape.
     glued: dict[int, list[Aligned]] = {}
     for i, p in enumerate(pub):
-        if i in match:
+        if i in match or i in merged or i in split:
             continue
         for j, q in enumerate(src):
             parts = None if j in taken else _glued(p, q, steps)
@@ -158,6 +222,12 @@ def align(source: str, published: str, floor: float = FLOOR, steps: Sequence[str
                 break
     out = []
     for i, p in enumerate(pub):
+        if i in merged:
+            out.append(merged[i])
+            continue
+        if i in split:
+            out.append(split[i])
+            continue
         if i in glued:
             out += glued[i]
             continue

@@ -268,3 +268,30 @@ def test_item16_each_side_of_a_comparison_has_its_own_limit(round2_server):
     big = side * 2
     bad = requests.post(round2_server.url + "/compare", json={"source": big, "published": side}, timeout=120)
     assert bad.status_code == 400 and "source" in bad.text
+
+
+MERGE_SRC = ("أعلن الوزير اليوم إطلاق برنامج جديد لدعم المزارعين في المناطق الريفية. وسيشمل البرنامج تقديم قروض "
+             "ميسرة للشباب الراغبين في العمل الزراعي. وقال المتحدث إن التنفيذ سيبدأ الشهر المقبل.")
+MERGE_PUB = MERGE_SRC.replace("الريفية. وسيشمل", "الريفية، وسيشمل")
+
+
+def test_item6_a_merge_and_a_split_are_edits_of_the_sentences_they_join():
+    from serving.compare import align, summary
+
+    rows = align(MERGE_SRC, MERGE_PUB)
+    assert summary(rows) == {"kept": 1, "edited": 1, "added": 0, "dropped": 0}
+    (edit,) = [r for r in rows if r.status == "edited"]
+    assert edit.source.text.startswith("أعلن") and edit.source.text.endswith("الزراعي.")  # both source sentences
+    assert [(c.op, c.source_text, c.published_text) for c in edit.changes] == [("replace", ".", "،")]
+    rows = align(MERGE_PUB, MERGE_SRC)  # the other way round: one sentence cut in two
+    assert summary(rows) == {"kept": 1, "edited": 2, "added": 0, "dropped": 0}
+    assert all(not r.published.text[0] in "،,؛;:" for r in rows if r.status == "added")
+
+
+def test_item6_an_added_clause_never_starts_with_a_comma():
+    from serving.compare import align
+
+    src = "أعلن الوزير اليوم إطلاق برنامج جديد لدعم المزارعين في المناطق الريفية."
+    pub = src[:-1] + "، في خطوة يرى مراقبون أنها تأخرت كثيرا عن موعدها المنتظر."
+    added = [r for r in align(src, pub) if r.status == "added"]
+    assert added and all(r.published.text[0] not in "،,؛;: " for r in added)
