@@ -279,6 +279,25 @@ def comparable(text: str) -> str:
     return strip_brackets(text)[0] if ("[" in text or "]" in text) else text
 
 
+def record(rows: Sequence[Aligned], model: dict, threshold: float, source: str, published: str,
+           source_sent: str | None = None, published_sent: str | None = None) -> dict:
+    """The one record of a comparison: what POST /compare answers and `mudraj compare --format jsonl`
+    writes. source/published: the texts the offsets refer to; *_sent: the texts as sent, to say when
+    those differ (a byte-order mark or brackets removed)."""
+    published_rows = []
+    for r in rows:
+        if r.published is None:
+            continue
+        d = r.as_dict()
+        published_rows.append({**d.pop("published"), **{k: v for k, v in d.items() if k != "text"}})
+    return {"model": model, "threshold": threshold, "published": published_rows,
+            "dropped": [{"start": r.source.start, "end": r.source.end, "text": r.source.text}
+                        for r in rows if r.published is None],
+            "summary": summary(rows),
+            "source_text": source if source_sent is not None and source != source_sent else None,
+            "published_text": published if published_sent is not None and published != published_sent else None}
+
+
 def summary(rows: Sequence[Aligned]) -> dict[str, int]:
     counts = {k: 0 for k in ("kept", "edited", "added", "dropped")}
     for r in rows:

@@ -110,17 +110,16 @@ def render(fmt: Format, arts: Sequence["RawArticle"], results: Sequence[Sequence
     return {Format.jsonl: _as_jsonl, Format.csv: _as_csv, Format.table: _as_table}[Format(fmt)](arts, results)
 
 
-def render_compare(fmt: Format, rows, source_name: str, published_name: str) -> str:
-    """`mudraj compare` output: JSONL (one record: the published sentences, the dropped ones, counts)
-    or a table (one line per published sentence: status, similarity, the model's score, the sentence;
+def render_compare(fmt: Format, rows, source_name: str, published_name: str, rec: dict | None = None) -> str:
+    """`mudraj compare` output: JSONL (the one record POST /compare answers, serving.compare.record) or a
+    table (one line per published sentence: status, similarity, the model's score, the sentence;
     edited sentences with their changes under them; then the dropped source sentences)."""
     from serving.compare import summary
 
     if Format(fmt) is Format.jsonl:
-        return json.dumps({"source": source_name, "published": published_name, "summary": summary(rows),
-                           "sentences": [r.as_dict() for r in rows if r.published is not None],
-                           "dropped": [r.as_dict()["source"] for r in rows if r.published is None]},
-                          ensure_ascii=False) + "\n"
+        if rec is None:
+            raise ValueError("compare's JSON output needs its record (serving.compare.record)")
+        return json.dumps(rec, ensure_ascii=False) + "\n"
     if Format(fmt) is not Format.table:
         raise ValueError(f"compare writes jsonl or table, not {fmt}")
     flat = lambda t: " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in t).split())  # noqa: E731

@@ -232,6 +232,9 @@ class CompareInput(_Strict):
     source: ArticleText
     published: ArticleText
     threshold: Threshold = None
+    floor: Optional[Annotated[float, Field(gt=0.0, le=100.0, allow_inf_nan=False, strict=True)]] = Field(
+        None, description="Similarity (0-100) from which a changed sentence counts as edited rather than "
+                          "added and dropped (default 70, as `mudraj compare --floor`)", examples=[70.0])
 
     @model_validator(mode="after")
     def _size(self) -> "CompareInput":

@@ -305,30 +305,20 @@ class Mudraj:
         return out
 
     @bentoml.api(input_spec=CompareInput)
-    def compare(self, source: str, published: str, threshold: Optional[float] = None) -> CompareResponse:
+    def compare(self, source: str, published: str, threshold: Optional[float] = None,
+                floor: Optional[float] = None) -> CompareResponse:
         """Compare a published text with its source (e.g. the agency's original): every published sentence
         is kept, edited (with its changes) or added, with the model's score; unmatched source sentences
         are dropped. Offsets refer to each text (less a byte-order mark and [ ] brackets)."""
-        from serving.compare import comparable, compare, summary
+        from serving.compare import FLOOR, comparable, compare, record
 
         thr = self._threshold(threshold)
         src, pub = comparable(source), comparable(published)
         try:
-            rows = compare(src, pub, self.predictor, thr, deadline=request_deadline())
+            rows = compare(src, pub, self.predictor, thr, FLOOR if floor is None else floor, deadline=request_deadline())
         except DeadlineExceeded as err:
             return self._stopped("/compare", err)
-        sentences = []
-        for r in rows:
-            if r.published is None:
-                continue
-            d = r.as_dict()
-            sentences.append(ComparedSentence(**d.pop("published"), **{k: v for k, v in d.items() if k != "text"}))
-        return CompareResponse(
-            model=self.model_info, threshold=thr, published=sentences,
-            dropped=[TextSpan(start=r.source.start, end=r.source.end, text=r.source.text)
-                     for r in rows if r.published is None],
-            summary=summary(rows), source_text=src if src != source else None,
-            published_text=pub if pub != published else None)
+        return CompareResponse(**record(rows, self.model_info.model_dump(), thr, src, pub, source, published))
 
     @bentoml.api(input_spec=ModelCardInput)
     async def model_card(self) -> dict[str, Any]:

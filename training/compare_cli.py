@@ -66,7 +66,11 @@ def command(source: Path = typer.Argument(..., help="the original text (.txt, or
     src, pub = _guard(lambda: read(source)), _guard(lambda: read(published))
     predictor = _guard(lambda: Predictor(_bundle(model)))
     rows = _guard(lambda: compare(src, pub, predictor, threshold, floor))
-    text = render_compare(fmt, rows, str(source), str(published))
+    from serving.compare import record
+
+    thr = predictor.threshold if threshold is None else threshold
+    rec = record(rows, predictor.info, thr, src, pub)
+    text = render_compare(fmt, rows, str(source), str(published), rec)
     if out:
         import click
 

@@ -119,7 +119,8 @@ def test_cli_compare_writes_jsonl_and_a_table(tiny_bundle, tmp_path):
     assert res.exit_code == 0, res.output
     rec = json.loads(res.output)
     assert rec["summary"] == {"kept": 3, "edited": 1, "added": 1, "dropped": 0}
-    assert all(0 <= s["score"] <= 1 and s["label"] in ("reporting", "inserted") for s in rec["sentences"])
+    assert all(0 <= s["score"] <= 1 and s["label"] in ("reporting", "inserted") for s in rec["published"])
+    assert rec["model"]["name"] and 0 <= rec["threshold"] <= 1  # the record /compare answers
     res = runner.invoke(app, ["compare", str(tmp_path / "src.txt"), str(tmp_path / "pub.txt"),
                               "--model", str(tiny_bundle)])
     assert res.exit_code == 0 and "added" in res.output and "edited" in res.output

@@ -295,3 +295,24 @@ def test_item6_an_added_clause_never_starts_with_a_comma():
     pub = src[:-1] + "، في خطوة يرى مراقبون أنها تأخرت كثيرا عن موعدها المنتظر."
     added = [r for r in align(src, pub) if r.status == "added"]
     assert added and all(r.published.text[0] not in "،,؛;: " for r in added)
+
+
+@pytest.mark.slow
+def test_item13_the_cli_and_the_endpoint_give_one_record_and_both_take_floor(round2_server, tiny_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    (tmp_path / "s.txt").write_text(MERGE_SRC, encoding="utf-8")
+    (tmp_path / "p.txt").write_text(MERGE_PUB, encoding="utf-8")
+    res = CliRunner().invoke(app, ["compare", "-m", str(tiny_bundle), str(tmp_path / "s.txt"), str(tmp_path / "p.txt"),
+                                   "--format", "jsonl", "--floor", "60"])
+    assert res.exit_code == 0, res.output
+    cli = json.loads(res.stdout)
+    api = requests.post(round2_server.url + "/compare", json={"source": MERGE_SRC, "published": MERGE_PUB, "floor": 60.0},
+                        timeout=60)
+    assert api.status_code == 200, api.text[:300]  # before: floor was refused
+    api = api.json()
+    assert set(cli) == set(api) and cli["summary"] == api["summary"] and cli["threshold"] == api["threshold"]
+    same = lambda rows: [{k: v for k, v in s.items() if k != "score" and v is not None} for s in rows]  # noqa: E731
+    assert same(cli["published"]) == same(api["published"]) and cli["dropped"] == api["dropped"]
