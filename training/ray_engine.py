@@ -299,10 +299,12 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
     if address:
         _join(address)
     else:
-        # This machine only: every Ray server binds to the loopback interface, so nobody else can join
-        # the (unauthenticated) cluster while it runs. For clusters, see docs/archive.md (token auth).
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 _node_ip_address="127.0.0.1")
+        # This machine only. Ray 2.58 binds its servers (GCS, raylet, workers) to every interface and turns
+        # a loopback node address into the machine's own, so it cannot be kept on 127.0.0.1; instead the
+        # run's cluster requires a token that Ray generates for it (RAY_AUTH_MODE=token): a driver that
+        # reaches it from elsewhere, without the token, is refused. No dashboard. docs/archive.md.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
     try:
         started = time.perf_counter() - t0
         cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -125,16 +125,6 @@ def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tm
         assert p.poll() is None, p.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no part written in 300 s"
         time.sleep(0.01)
-    # Issue 22 item 2: while it runs, every socket that the driver, Ray's servers and the workers listen
-    # on is on the loopback interface (before: gcs_server, raylet and workers on every interface).
-    listening = []
-    for q in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]:
-        try:
-            listening += [(q.name(), c.laddr.ip) for c in q.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    assert listening, "no listening socket found: the check saw nothing"
-    assert all(ip in ("127.0.0.1", "::1") for _, ip in listening), listening
     _kill(p)
     finished = {q.name: (q.stat().st_ino, q.stat().st_mtime_ns) for q in out.glob("part-*.parquet")}
     assert 1 <= len(finished) < 120, f"{len(finished)} of 120 parts: the run was not killed half-way"
@@ -181,6 +171,47 @@ def test_joins_a_running_cluster_and_names_a_missing_one(tiny_bundle, tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "--address auto: cannot join a Ray cluster" in err and "Traceback" not in err
     assert not (tmp_path / "ray2").exists()  # item 11: OUT untouched until a cluster is reached
+
+
+def test_a_local_run_refuses_drivers_without_its_token(tiny_bundle, tmp_path):
+    """Issue 22 item 2: before, anyone who could reach the machine during a run could join its Ray cluster
+    as a driver and run code. Ray binds every interface, so the run's cluster now requires a token."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    texts = _texts()
+    pq.write_table(pa.Table.from_pylist([{"id": f"a{i}", "text": texts[i % len(texts)]} for i in range(3000)]),
+                   folder / "archive.parquet")
+    out = tmp_path / "out"
+    p = _cli("-m", tiny_bundle, folder, "--engine", "ray", "--workers", "1", "--threads", "1", "--shard-size", "2",
+             "-o", out, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "part-00000.jsonl").exists():
+            assert p.poll() is None, p.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no part written in 300 s"
+            time.sleep(0.05)
+        ports = []
+        for q in psutil.Process(p.pid).children(recursive=True):
+            try:
+                if q.name() == "gcs_server":
+                    ports += [c.laddr.port for c in q.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        assert ports, "the run's GCS server was not found"
+        ips = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+               if a.family.name == "AF_INET" and not a.address.startswith("127.")] or ["127.0.0.1"]
+        home = tmp_path / "stranger"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
+        joined = []
+        for port in ports:
+            code = f"import ray; ray.init(address='{ips[0]}:{port}'); print('JOINED')"
+            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+            joined.append((port, r.returncode, "JOINED" in r.stdout, r.stderr[-300:]))
+        assert all(rc != 0 and not ok for _, rc, ok, _ in joined), joined
+        assert any("token" in err.lower() or "Failed to connect" in err for *_, err in joined), joined
+    finally:
+        _kill(p)
 
 
 def test_an_unreachable_address_fails_in_seconds_and_leaves_out_alone(tiny_bundle, tmp_path):
