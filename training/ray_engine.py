@@ -292,6 +292,9 @@ def _join(address: str) -> None:
 
 def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: int | None, threads: int | None,
            address: str | None, precision: str, threshold: float | None, done: int | None) -> dict:
+    if not address:
+        # Read by Ray when it is imported: set before the first import (see the ray.init below).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
     from tqdm import tqdm
 
@@ -303,7 +306,6 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
         # a loopback node address into the machine's own, so it cannot be kept on 127.0.0.1; instead the
         # run's cluster requires a token that Ray generates for it (RAY_AUTH_MODE=token): a driver that
         # reaches it from elsewhere, without the token, is refused. No dashboard. docs/archive.md.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
     try:
         started = time.perf_counter() - t0
