@@ -206,7 +206,7 @@ def corpus_select(corpora: Path = CORPORA_OPT,
 
 @corpus_app.command("show")
 def corpus_show(host_id: str, corpora: Path = CORPORA_OPT):
-    """Print a host with [paragraph.slot] markers, for writing insertions."""
+    """Print a host with \\[paragraph.slot] markers, for writing insertions."""
     from training.hosts import show
     from training.sources import load_hosts
 

@@ -137,7 +137,8 @@ def table(rows: list[dict], against: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command(config: Path = typer.Option(D.REPO / "configs" / "e5-small.yaml", "--config", "-c"),
+def command(config: Path = typer.Option(D.REPO / "configs" / "e5-small.yaml", "--config", "-c",
+                                        help="the training config each held-out-source run uses"),
             max_steps: int = typer.Option(0, help="cap each training run (0: the config's epochs); "
                                                   "a CPU budget, stated in the table"),
             sources: Optional[List[str]] = typer.Option(None, "--source", help="only these (default: every source)"),

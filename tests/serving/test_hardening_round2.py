@@ -316,3 +316,16 @@ def test_item13_the_cli_and_the_endpoint_give_one_record_and_both_take_floor(rou
     assert set(cli) == set(api) and cli["summary"] == api["summary"] and cli["threshold"] == api["threshold"]
     same = lambda rows: [{k: v for k, v in s.items() if k != "score" and v is not None} for s in rows]  # noqa: E731
     assert same(cli["published"]) == same(api["published"]) and cli["dropped"] == api["dropped"]
+
+
+def test_item15_help_texts_say_what_the_commands_take():
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    run = lambda *a: CliRunner().invoke(app, [*a, "--help"], terminal_width=200).output  # noqa: E731
+    compare = run("compare")
+    assert "jsonl|table" in compare and "csv" not in compare and "parquet" not in compare
+    assert "[paragraph.slot]" in run("corpus", "show")
+    transfer = run("transfer")
+    assert "the training config each" in transfer  # before: --config had no description
