@@ -61,9 +61,11 @@ def variant_bundle(src: Path, model: Path, root: Path, name: str) -> Path:
     """A copy of the bundle whose int8 file is `model` (metadata checksums are not checked for it)."""
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
-    for f in ("tokenizer.json", "metadata.json"):
-        shutil.copyfile(src / f, out / f)
+    shutil.copyfile(src / "tokenizer.json", out / "tokenizer.json")
     shutil.copyfile(model, out / "model.int8.onnx")
+    meta = json.loads((src / "metadata.json").read_text(encoding="utf-8"))
+    meta["files"] = {k: v for k, v in meta.get("files", {}).items() if (out / k).exists()}
+    (out / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     return out
 
 

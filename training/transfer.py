@@ -60,11 +60,27 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
         export(run, bundle)
         calibrate(bundle, [corpus / "dev.jsonl"])
     held_out = source_split(test, source, D.REPO / "build" / "transfer" / f"test-{source}.jsonl")
-    report = evaluate(bundle, [held_out], reports / source, redact="reporting")
+    genuine = genuine_of(test.parent, source, D.REPO / "build" / "transfer" / f"genuine-{source}.jsonl")
+    report = evaluate(bundle, [held_out], reports / source, redact="reporting", genuine=[genuine] if genuine else [])
     run_json = json.loads((run / "run.json").read_text(encoding="utf-8"))
     return {"source": source, "train_articles": run_json["train"]["articles"], "steps": run_json["steps"],
             "train_seconds": run_json["train_seconds"], "test": report["test"],
-            "per_voice": report.get("per_voice"), "hard_negatives": report.get("hard_negatives")}
+            "per_voice": report.get("per_voice"), "hard_negatives": report.get("hard_negatives"),
+            "genuine": (report.get("genuine") or {}).get("all")}
+
+
+def genuine_of(corpus_dir: Path, source: str, out: Path) -> Path | None:
+    """The genuine benchmark's articles of one source (both halves: a held-out source is unseen whole),
+    for the genuine-text false alarms of the model trained without it; None when the corpus has none."""
+    from serving.inputs import read_jsonl
+    from training.io import atomic_write_jsonl
+
+    rows = [r for name in ("genuine-dev.jsonl", "genuine-test.jsonl") if (Path(corpus_dir) / name).is_file()
+            for _, r in read_jsonl(Path(corpus_dir) / name) if r.get("source") == source]
+    if not rows:
+        return None
+    atomic_write_jsonl(out, rows)
+    return out
 
 
 def completed(cell: dict) -> dict:
@@ -127,8 +143,11 @@ def table(rows: list[dict], against: dict[str, dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         t = r["test"]
+        g = r.get("genuine")
+        genuine = (f"; genuine text: {100 * g['sentences_flagged']:.2f}% of sentences, "
+                   f"{100 * g['articles_flagged']:.1f}% of {g['articles']} articles flagged") if g else ""
         lines.append(f"| {r['source']} | {t['sentences']} | {t['inserted']} | trained without it "
-                     f"({r['train_articles']} articles, {r['steps']} steps) | "
+                     f"({r['train_articles']} articles, {r['steps']} steps{genuine}) | "
                      + " | ".join(cell(t[m]) for m in METRICS) + " |")
         for name, report in against.items():
             s = against_cell(report, r["source"])

@@ -49,3 +49,19 @@ def test_older_reports_get_precision_and_f1_from_their_counts_and_the_plot_is_dr
         f"| | | | old | {2 * p * r / (p + r):.3f} | {p:.3f} | {r:.3f} | {6 / 335:.3f} |")
     png = plot([row], {"old": old, "no cell": {"per_source": {}}}, tmp_path / "transfer.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_a_held_out_source_gets_its_genuine_articles_and_the_table_their_flags(tmp_path):
+    from training.transfer import genuine_of
+
+    for name, sources in (("genuine-dev.jsonl", ["armpro", "baly2018"]), ("genuine-test.jsonl", ["armpro"])):
+        (tmp_path / name).write_text("".join(json.dumps({"id": f"{name}-{i}", "text": "قال الوزير إن العمل مستمر.",
+                                                         "source": s}) + "\n" for i, s in enumerate(sources)),
+                                     encoding="utf-8")
+    out = genuine_of(tmp_path, "armpro", tmp_path / "g.jsonl")
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2  # both halves: the source is unseen whole
+    assert genuine_of(tmp_path, "saudinewsnet", tmp_path / "none.jsonl") is None
+    row = {"source": "armpro", "train_articles": 10, "steps": 5, "genuine": {"sentences_flagged": 0.0123,
+           "articles_flagged": 0.1, "articles": 40},
+           "test": {"sentences": 4, "inserted": 1, "f1": 0.5, "precision": 0.6, "recall": 0.43, "false_alarm_rate": 0.02}}
+    assert "genuine text: 1.23% of sentences, 10.0% of 40 articles flagged" in table([row], {})
