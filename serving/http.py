@@ -56,6 +56,21 @@ def deadline_response(timeout: float) -> JSONResponse:
 # ---------------------------------------------------------------- request body size
 
 
+def replaying(body: bytes, receive):
+    """An ASGI receive that gives the body, already read, as one message, then waits on the real one
+    (for the disconnect, as a server would): how a middleware that read the body passes it on."""
+    given = False
+
+    async def replay():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyLimit:
     """413 with a JSON error for request bodies over `limit` bytes, declared (Content-Length) or streamed
     (chunked); 408 when the whole body has not arrived within `timeout` seconds. The body is read here,
@@ -90,17 +105,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as a server would
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _reject(self, scope, receive, send):
         resp = error_response(413, f"request body larger than {self.limit} bytes (MUDRAJ_MAX_BODY_BYTES)")
@@ -206,16 +211,7 @@ class StrictRequests:
         if duplicate is not None:
             return await error_response(400, f"the JSON body repeats the key {clip(duplicate, 60)!r} in one object; "
                                               "send each field once")(scope, receive, send)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 def _duplicate_key(body: bytes) -> str | None:

@@ -43,20 +43,20 @@ MIN_ARABIC_SHARE = 0.5  # of a text's letters
 MAX_PERSIAN_URDU_SHARE = 0.015  # of its Arabic-script letters
 
 
-def language_problem(text: str) -> str | None:
+def language_problem(text: str, what: str = "text") -> str | None:
     """Why a text is out of scope for the model, or None: no Arabic letter, letters mostly of another
     script, or Persian/Urdu letters in numbers. The one rule for `mudraj predict`, `compare` and every
     endpoint of the service."""
     letters = [c for c in text if c.isalpha() and c != TATWEEL]
     arabic = [c for c in letters if ARABIC_LETTER.match(c)]
     if not arabic:
-        return NO_ARABIC
+        return NO_ARABIC.replace("text", what, 1)
     if len(arabic) < MIN_ARABIC_SHARE * len(letters):
-        return (f"text is mostly not Arabic ({len(arabic) / len(letters):.0%} of its letters are; Mudraj reads "
+        return (f"{what} is mostly not Arabic ({len(arabic) / len(letters):.0%} of its letters are; Mudraj reads "
                 "Arabic news articles)")
     other = sum(c in NOT_ARABIC_LANGUAGE for c in arabic)
     if other >= 3 and other > MAX_PERSIAN_URDU_SHARE * len(arabic):
-        return ("text reads as Persian or Urdu (letters such as پ چ گ ے ں), not Arabic; Mudraj reads Arabic "
+        return (f"{what} reads as Persian or Urdu (letters such as پ چ گ ے ں), not Arabic; Mudraj reads Arabic "
                 "news articles")
     return None
 

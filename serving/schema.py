@@ -91,9 +91,9 @@ def _check_sentence(sentence: str) -> str:
         raise ValueError(f"sentence is {len(sentence)} characters long; the limit is {MAX_CHARS} (MUDRAJ_MAX_CHARS)")
     if "\x00" in sentence:
         raise ValueError("sentence contains a NUL character (binary data, not text)")
-    problem = language_problem(sentence)
+    problem = language_problem(sentence, what="sentence")
     if problem:
-        raise ValueError(problem.replace("text ", "sentence ", 1))
+        raise ValueError(problem)
     return sentence
 
 

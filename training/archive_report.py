@@ -154,6 +154,13 @@ def share_interval(inserted: np.ndarray, sentences: np.ndarray) -> tuple[float, 
     return float(share), max(0.0, share - Z95 * se), min(1.0, share + Z95 * se)
 
 
+def kinds_of(rows: list[ArticleRow]) -> Counter:
+    total: Counter = Counter()
+    for r in rows:
+        total.update(r.kinds)  # in place: summing Counters copies the total once per article
+    return total
+
+
 def groups(rows: list[ArticleRow], key: str) -> list[dict]:
     members: dict[str, list[ArticleRow]] = defaultdict(list)
     for r in rows:
@@ -168,7 +175,7 @@ def groups(rows: list[ArticleRow], key: str) -> list[dict]:
         out.append({"group": key, "name": g, "articles": len(rs), "sentences": int(n.sum()),
                     "inserted": int(ins.sum()), "share": share, "low": low, "high": high,
                     "articles_with_insertion": sum(r.inserted > 0 for r in rs),
-                    "kinds": dict(sum((r.kinds for r in rs), Counter()).most_common())})
+                    "kinds": dict(kinds_of(rs).most_common())})
     key_fn = (lambda d: d["name"]) if key == "month" else (lambda d: (-d["articles"], d["name"]))
     return sorted(out, key=key_fn)
 
