@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     kind_loss_weight: float = Field(0.0, ge=0, description="article model: weight of the kind head's loss (a "
                                     "distribution over the twelve kinds, trained on inserted sentences "
                                     "whose kind is known); 0: no kind head")
+    init_from: str = Field("", description="a finished run folder (runs/NAME) whose fine-tuned weights start this "
+                                          "run: a second stage on top of a first; its model type and "
+                                          "tokenizer must match this config's (empty: start from the backbone)")
     output_dir: str = "runs/run"
     # Model input
     model_type: Literal["pair", "article"] = Field(

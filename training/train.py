@@ -11,6 +11,7 @@ Resume after an interruption (same output_dir):
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -150,6 +151,23 @@ def machine_info() -> dict:
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
+def _init_weights(cfg: TrainConfig, backbone_dir: Path) -> Path:
+    """Where the starting weights come from: the backbone, or with init_from a finished run's model
+    (same model type and tokenizer, checked here so a mismatch fails before hours of featurising)."""
+    if not cfg.init_from:
+        return backbone_dir
+    run = Path(cfg.init_from)
+    meta = run / "run.json"
+    if not (run / "model" / "model.safetensors").is_file() or not meta.is_file():
+        raise FileNotFoundError(f"init_from: {run} is not a finished run (needs run.json and model/model.safetensors)")
+    earlier = json.loads(meta.read_text(encoding="utf-8"))["config"]
+    if earlier.get("model_type") != cfg.model_type:
+        raise ValueError(f"init_from: {run} is a {earlier.get('model_type')} model; this config trains a {cfg.model_type} model")
+    if (run / "tokenizer.json").read_bytes() != (backbone_dir / "tokenizer.json").read_bytes():
+        raise ValueError(f"init_from: {run} was trained with another tokenizer than backbone {cfg.backbone!r}")
+    return run / "model"
+
+
 def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = None) -> Path:
     """Train; returns the run directory (model/, tokenizer.json, run.json, dev.jsonl)."""
     import torch
@@ -179,29 +197,31 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
 
     backbone_dir = resolve_backbone(cfg.backbone)
     encoder = build_encoder(backbone_dir, cfg)
+    weights_dir = _init_weights(cfg, backbone_dir)
     labels = {"num_labels": len(LABELS), "id2label": dict(enumerate(LABELS)),
               "label2id": {l: i for i, l in enumerate(LABELS)},
               "use_safetensors": True}  # never unpickle weights from a user folder
     if cfg.model_type == "article":
         from training.article_model import BertForArticleTagging, WindowCollator, check_backbone, featurize_windows
 
-        check_backbone(backbone_dir)
+        check_backbone(weights_dir)
         kinds = list(KINDS) if cfg.kind_loss_weight > 0 else None
         train_ds = Dataset.from_dict(featurize_windows(train_articles, encoder, kinds=kinds))
         dev_ds = Dataset.from_dict(featurize_windows(dev_articles, encoder, scored_only=True, kinds=kinds))
         from transformers import AutoConfig
 
-        model_config = AutoConfig.from_pretrained(backbone_dir, **{k: v for k, v in labels.items() if k != "use_safetensors"})
-        if kinds:  # the kind head: its classes and loss weight live in the model's config (saved with it)
-            model_config.kind_labels, model_config.kind_loss_weight = kinds, cfg.kind_loss_weight
-        model = BertForArticleTagging.from_pretrained(backbone_dir, config=model_config, use_safetensors=True)
+        model_config = AutoConfig.from_pretrained(weights_dir, **{k: v for k, v in labels.items() if k != "use_safetensors"})
+        # The kind head: its classes and loss weight live in the model's config (saved with it); a run
+        # started from another one without kind_loss_weight drops that run's head.
+        model_config.kind_labels, model_config.kind_loss_weight = kinds or [], cfg.kind_loss_weight
+        model = BertForArticleTagging.from_pretrained(weights_dir, config=model_config, use_safetensors=True)
         collator = WindowCollator(encoder.pad_id)
     else:
         train_ds = Dataset.from_dict(featurize(train_articles, encoder, cfg.negative_fraction, cfg.seed))
         dev_ds = Dataset.from_dict(featurize(dev_articles, encoder))
         if cfg.kind_loss_weight > 0:
             raise ValueError("kind_loss_weight: the kind head is built for the article model (model_type: article)")
-        model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, **labels)
+        model = AutoModelForSequenceClassification.from_pretrained(weights_dir, **labels)
         collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(backbone_dir))
     if cfg.encoder_layers:
         from training.article_model import keep_layers
