@@ -96,6 +96,21 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="YAML file in 
 
 
 @app.command()
+def kinds(run_dir: Path = typer.Argument(..., help="a finished article-model run"),
+          out: Path = typer.Option(..., "--out", "-o", help="new run folder: the run with its kind head"),
+          train_data: List[Path] = typer.Option([D.CORPUS_DIR / "train.jsonl"], "--train", help="corpus rows with kinds"),
+          dev_data: List[Path] = typer.Option([D.CORPUS_DIR / "dev.jsonl"], "--dev", help="dev rows: choose the strength")):
+    """Fit the kind head on a run's frozen sentence vectors (the detector stays bit-identical)."""
+    from training.kind_head import fit_kind_head
+
+    r = _guard(lambda: fit_kind_head(run_dir, out, list(train_data), list(dev_data),
+                                     progress=_stderr_is_terminal()))
+    best = next(t for t in r["tried"] if t["C"] == r["chosen_C"])
+    typer.echo(f"kind head: {out}  C={r['chosen_C']}  dev accuracy {best['dev_accuracy']:.3f}  "
+               f"macro-F1 {best['dev_macro_f1']:.3f}  ({r['train_sentences']} train / {r['dev_sentences']} dev sentences)")
+
+
+@app.command()
 def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
            out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder (default RUN_DIR/bundle)"),
            name: Optional[str] = typer.Option(None, help="model name in the bundle"),

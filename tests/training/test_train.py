@@ -98,3 +98,26 @@ def test_class_weight_and_frozen_embeddings_change_training_as_documented(tmp_pa
     q = "encoder.layer.0.attention.self.query.weight"
     frozen_q = next(v for k, v in frozen.items() if k.endswith(q))
     assert float(np.abs(frozen_q - original[next(k for k in original if k.endswith(q))]).max()) > 1e-6
+
+
+def test_init_from_starts_a_run_from_a_finished_runs_weights(tiny_run, tmp_path):
+    """A second stage: with a learning rate of ~0 the new run's weights are the first run's, not the
+    backbone's; a run of another model type is refused before any training."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.train import train
+
+    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
+                           [f"output_dir={tmp_path / 'stage2'}", f"init_from={tiny_run}", "max_steps=1",
+                            "learning_rate=1.0e-12", "warmup_ratio=0.0"])
+    run = train(cfg)
+    first, second = load_file(tiny_run / "model" / "model.safetensors"), load_file(run / "model" / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)
+    bad = TrainConfig.load(REPO / "configs" / "tiny.yaml",
+                           [f"output_dir={tmp_path / 'bad'}", f"init_from={tiny_run}", "model_type=article"])
+    with pytest.raises(ValueError, match="is a pair model"):
+        train(bad)
+    with pytest.raises(FileNotFoundError, match="not a finished run"):
+        train(TrainConfig.load(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path / 'x'}", f"init_from={tmp_path}"]))
