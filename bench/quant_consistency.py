@@ -7,7 +7,12 @@ Starts from the bundle's fp32 model.onnx and builds each recipe with onnxruntime
 - `u8s8`: dynamic, signed 8-bit weights per channel, unsigned activations (what `mudraj export` shipped);
 - `u8s8-reduce-range`: the same with 7-bit weights, which ONNX Runtime recommends on CPUs without VNNI
   (the u8s8 multiply-add saturates there);
-- `u8u8`: dynamic, unsigned 8-bit weights per channel.
+- `u8u8`: dynamic, unsigned 8-bit weights per channel;
+- `qdq-static`: static QDQ, int8 weights per channel, activation scales calibrated (min/max) on dev
+  windows that are not scored;
+- `rr-fp32-top<K>`: reduce_range with the K MatMuls that drift most kept in fp32. The drift of each
+  MatMul is measured alone (only it quantised, the rest fp32: mean |Δ margin| over a dev sample), and
+  the ranking is written to the results (`node_drift`).
 For each, natively on this CPU: the share of dev sentences whose label (at the bundle's threshold and
 temperature) agrees with fp32, the largest probability change, dev F1, file size and sentences per
 second (the same articles, rounds interleaved). With --avx2-articles N, a seeded sample of N dev
@@ -34,7 +39,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RECIPES = ("u8s8", "u8s8-reduce-range", "u8u8")
+RECIPES = ("u8s8", "u8s8-reduce-range", "u8u8", "qdq-static")
+TOP_K = (2, 6, 12)  # mixed recipes: the K most drifting MatMuls in fp32
 
 
 def cpu_name() -> str:
@@ -49,12 +55,67 @@ def cpu_name() -> str:
     return f"{name} ({', '.join(isa) or 'no AVX2'})"
 
 
-def build(recipe: str, fp32: Path, dst: Path) -> None:
+def weight_matmuls(fp32: Path) -> list[str]:
+    """Names of the MatMuls with a weight initialiser (what dynamic quantisation turns to int8)."""
+    import onnx
+
+    m = onnx.load(str(fp32), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    return [n.name for n in m.graph.node if n.op_type == "MatMul" and any(x in inits for x in n.input)]
+
+
+def build(recipe: str, fp32: Path, dst: Path, exclude: list[str] | None = None, only: list[str] | None = None,
+          calibration=None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if recipe == "qdq-static":
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+        quantize_static(str(fp32), str(dst), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.MinMax)
+        return
     weight = QuantType.QUInt8 if recipe == "u8u8" else QuantType.QInt8
     quantize_dynamic(str(fp32), str(dst), weight_type=weight, per_channel=True,
-                     reduce_range=recipe == "u8s8-reduce-range")
+                     reduce_range=recipe != "u8s8" and recipe != "u8u8",
+                     nodes_to_exclude=exclude or [], nodes_to_quantize=only or [])
+
+
+class DevWindows:
+    """onnxruntime's CalibrationDataReader over the article model's padded dev windows."""
+
+    def __init__(self, bundle: Path, articles: list[list[str]]):
+        from serving.predictor import Predictor
+        from serving.windows import pad_windows
+
+        p = Predictor(bundle, precision="fp32", verify=False)
+        self.feeds = []
+        for sents in articles:
+            enc = p.windows.encode_article(sents)
+            self.feeds.append(pad_windows(enc.windows[:4], p.encoder.pad_id))
+        self.it = iter(self.feeds)
+
+    def get_next(self):
+        return next(self.it, None)
+
+    def rewind(self):
+        self.it = iter(self.feeds)
+
+
+def node_drift(bundle: Path, fp32: Path, root: Path, sample: list[list[str]], threads: int) -> list[dict]:
+    """Each weight MatMul quantised alone (reduce_range), the rest fp32: mean and max |Δ margin| against
+    fp32 on the sample, most drifting first."""
+    from tqdm.auto import tqdm
+
+    ref = margins(bundle, sample, threads, precision="fp32")
+    out = []
+    for name in tqdm(weight_matmuls(fp32), desc="drift per MatMul", unit="node"):
+        dst = root / "one.onnx"
+        build("u8s8-reduce-range", fp32, dst, only=[name])
+        b = variant_bundle(bundle, dst, root, "one")
+        d = np.abs(margins(b, sample, threads) - ref)
+        out.append({"node": name, "mean_abs_margin_diff": float(d.mean()), "max_abs_margin_diff": float(d.max())})
+    return sorted(out, key=lambda r: -r["mean_abs_margin_diff"])
 
 
 def variant_bundle(src: Path, model: Path, root: Path, name: str) -> Path:
@@ -119,6 +180,9 @@ def main() -> None:
     ap.add_argument("--speed-articles", type=int, default=40)
     ap.add_argument("--avx2-articles", type=int, default=0, help="dev articles to score under qemu (0: none)")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--drift-articles", type=int, default=30, help="dev articles for the per-MatMul drift ranking")
+    ap.add_argument("--calibration-articles", type=int, default=60, help="dev articles whose windows calibrate qdq-static")
+    ap.add_argument("--recipes", default="", help="comma-separated subset of recipes to build (default: all)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quant_consistency.json")
     a = ap.parse_args()
     from serving.bundle import read_metadata
@@ -140,13 +204,27 @@ def main() -> None:
         root = Path(tmp)
         ref = sigmoid(margins(a.bundle, texts, a.threads, precision="fp32") / temp)
         bundles = {"fp32": (a.bundle, "fp32")}
-        for r in RECIPES:
-            build(r, fp32, root / f"{r}.onnx")
+        calib_texts = texts[-a.calibration_articles:]  # calibration windows: the end of dev, not the speed sample
+        drift = node_drift(a.bundle, fp32, root, texts[: a.drift_articles], a.threads)
+        result["node_drift"] = drift
+        print("most drifting:", [d["node"] for d in drift[:6]], flush=True)
+        recipes = {r: {} for r in RECIPES} | {f"rr-fp32-top{k}": {"exclude": [d["node"] for d in drift[:k]]}
+                                               for k in TOP_K}
+        if a.recipes:
+            unknown = set(a.recipes.split(",")) - set(recipes)
+            if unknown:
+                raise SystemExit(f"--recipes: unknown {sorted(unknown)} (known: {', '.join(recipes)})")
+            recipes = {k: v for k, v in recipes.items() if k in a.recipes.split(",")}
+        for r, opts in recipes.items():
+            base = "u8s8-reduce-range" if r.startswith("rr-") else r
+            build(base, fp32, root / f"{r}.onnx", calibration=DevWindows(a.bundle, calib_texts) if r == "qdq-static" else None,
+                  **opts)
             b = variant_bundle(a.bundle, root / f"{r}.onnx", root, r)
             bundles[r] = (b, "int8")
             p = sigmoid(margins(b, texts, a.threads) / temp)
             m = metrics(labels, p, thr)
-            result["recipes"][r] = {"native_agreement_with_fp32": float(((p >= thr) == (ref >= thr)).mean()),
+            result["recipes"][r] = {**({"fp32_nodes": opts["exclude"]} if "exclude" in opts else {}),
+                                    "native_agreement_with_fp32": float(((p >= thr) == (ref >= thr)).mean()),
                                     "native_flips": int(((p >= thr) != (ref >= thr)).sum()),
                                     "max_abs_prob_diff": float(np.abs(p - ref).max()),
                                     "dev_f1": m["f1"], "bytes": (root / f"{r}.onnx").stat().st_size}
@@ -162,7 +240,7 @@ def main() -> None:
             chosen = [texts[i] for i in pick]
             ref_s = sigmoid(margins(a.bundle, chosen, 1, precision="fp32") / temp)
             result["avx2"] = {"articles": pick, "sentences": int(len(ref_s)), "recipes": {}}
-            for r in ("fp32", *RECIPES):
+            for r in ("fp32", *recipes):
                 b, prec = bundles[r]
                 native = sigmoid(margins(b, chosen, 1, precision=prec) / temp)
                 emu = sigmoid(under_qemu(b, prec, chosen) / temp)
