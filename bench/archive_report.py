@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "archive_report.json")
     a = ap.parse_args()
-    from training.archive_report import report
+    from training.evaluation.archive_report import report
 
     recs = synthetic(a.articles)
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,9 +29,9 @@ from onnx import numpy_helper
 from serving.bundle import METADATA, MODEL_FILES, read_metadata, sha256_file
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.predictor import Predictor, sigmoid
-from training.data import load_articles
+from training.corpus.articles import load_articles
 from training.defaults import CORPUS_DIR
-from training.io import atomic_write_json
+from serving.batch.io import atomic_write_json
 
 
 def cpu() -> dict:

@@ -25,7 +25,7 @@ import requests
 
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.serve import ServerProcess
-from training.io import atomic_write_json
+from serving.batch.io import atomic_write_json
 
 
 def article(n_sentences: int = 25) -> str:

@@ -55,7 +55,7 @@ def eager_scorer(run: Path, threads: int):
     from serving.features import Encoder, load_tokenizer, pad_batch
     from serving.segment import segment
     from serving.windows import ArticleEncoder, pad_windows
-    from training.article_model import load_model
+    from training.model.article_model import load_model
 
     torch.set_num_threads(threads)
     cfg = json.loads((run / "run.json").read_text(encoding="utf-8"))
@@ -100,9 +100,9 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
     from serving.bundle import read_metadata
-    from serving.inputs import read_jsonl
+    from serving.batch.inputs import read_jsonl
     from serving.predictor import Predictor
-    from training.io import atomic_write_json
+    from serving.batch.io import atomic_write_json
 
     texts = [r["text"] for _, r in read_jsonl(a.data)]
     if len(texts) > a.articles:  # a seeded sample across the file (a split file is sorted by source)

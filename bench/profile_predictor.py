@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from training.io import atomic_write_json
+from serving.batch.io import atomic_write_json
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     import onnxruntime as ort
     from pyinstrument import Profiler
 
-    from serving.inputs import read_articles, strip_article
+    from serving.batch.inputs import read_articles, strip_article
     from serving.predictor import Predictor
 
     texts = [strip_article(r)[0] for r in list(read_articles([a.data]))[: a.articles]]

@@ -187,8 +187,8 @@ def main() -> None:
     a = ap.parse_args()
     from serving.bundle import read_metadata
     from serving.predictor import sigmoid
-    from training.data import load_articles
-    from training.metrics import metrics
+    from training.corpus.articles import load_articles
+    from training.evaluation.metrics import metrics
 
     meta = read_metadata(a.bundle, verify=False)
     thr, temp = float(meta["threshold"]), float(meta.get("temperature", 1.0))

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.io import atomic_write_json
+from serving.batch.io import atomic_write_json
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def main() -> None:
 
     from serving.features import pad_batch
     from serving.predictor import Predictor, sigmoid
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     fp32 = a.bundle / "model.onnx"
     if not fp32.is_file():

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.model_types import cpu_name  # noqa: E402
-from training.io import atomic_write_json  # noqa: E402
+from serving.batch.io import atomic_write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

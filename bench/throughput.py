@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.io import atomic_write_json
+from serving.batch.io import atomic_write_json
 
 from serving.features import pad_batch
 
@@ -56,7 +56,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification
 
     from serving.predictor import Predictor
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     torch.set_num_threads(a.threads)
     pred = Predictor(a.bundle, precision="int8", threads=a.threads)

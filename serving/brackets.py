@@ -6,8 +6,10 @@ always refer to the text without them.
 """
 from __future__ import annotations
 
+from serving.errors import InputError
 
-class FormatError(ValueError):
+
+class FormatError(InputError):
     """Bad input, with where it is: file (or record id) and 1-based line."""
 
     def __init__(self, source: str, line: int | None, message: str):
@@ -68,7 +70,7 @@ def _looks_like_cp1256_arabic(raw: bytes) -> bool:
 
 def decode_utf8(raw: bytes, source: str) -> str:
     """Decode file bytes as UTF-8, naming the line of the first bad byte. A leading byte-order mark
-    is kept: serving.inputs.without_bom is the one rule for it."""
+    is kept: serving.batch.inputs.without_bom is the one rule for it."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise FormatError(source, 1, "UTF-16 text (it starts with a UTF-16 byte-order mark); Mudraj reads UTF-8: "
                                      f"iconv -f UTF-16 -t UTF-8 {source} > converted.txt")

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from serving.defaults import DEFAULT_MODEL, RUNS
+from serving.errors import UserError
 
 LABELS = ("reporting", "inserted")
 METADATA = "metadata.json"
@@ -30,7 +31,7 @@ REQUIRED_KEYS = ("name", "labels", "max_length", "context_width", "threshold", "
 logger = logging.getLogger("mudraj")
 
 
-class BundleError(RuntimeError):
+class BundleError(UserError, RuntimeError):
     """A model bundle that is missing, incomplete or corrupt."""
 
 

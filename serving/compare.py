@@ -271,9 +271,9 @@ def compare(source: str, published: str, predictor=None, threshold: float | None
 
 def comparable(text: str) -> str:
     """The text offsets refer to, as everywhere in Mudraj: a leading byte-order mark and [ ] brackets
-    removed (serving.inputs.without_bom, serving.brackets.strip_brackets)."""
+    removed (serving.batch.inputs.without_bom, serving.brackets.strip_brackets)."""
     from serving.brackets import strip_brackets
-    from serving.inputs import without_bom
+    from serving.batch.inputs import without_bom
 
     text = without_bom(text)
     return strip_brackets(text)[0] if ("[" in text or "]" in text) else text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from serving.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent  # the repository root (an editable install)
 SHARED = REPO.parent / "shared"  # corpora and the labelled example, beside the clone
@@ -24,8 +25,8 @@ def default_threads(workers: int = 1) -> int:
             try:
                 value = int(raw)
             except ValueError:
-                raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+                raise InputError(f"{name} must be a whole number, got {raw!r}") from None
             if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+                raise InputError(f"{name} must be at least 1, got {value}")
             return value
     return max(1, min(4, (os.cpu_count() or 1) // max(1, workers)))

@@ -16,6 +16,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from serving.normalize import check_steps, normalize, sanitize
+from serving.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _template(tok: Tokenizer) -> _Template:
     # Content positions are the non-special ones: the first len(a) are segment A, then B.
     content = [i for i, m in enumerate(pair.special_tokens_mask) if not m]
     if len(content) != len(a.ids) + len(b.ids) or not a.ids or not b.ids:
-        raise ValueError("tokenizer has no pair post-processor; cannot build sentence+context inputs")
+        raise InputError("tokenizer has no pair post-processor; cannot build sentence+context inputs")
     first, second = content[: len(a.ids)], content[len(a.ids) :]
     ids, types = pair.ids, pair.type_ids
     s_first = [i for i, m in enumerate(single.special_tokens_mask) if not m]
@@ -78,9 +79,9 @@ def load_tokenizer(path: Path) -> Tokenizer:
 class Encoder:
     def __init__(self, tokenizer: Tokenizer, max_length: int, context_width: int, normalization: Sequence[str] = ()):
         if max_length < 16:
-            raise ValueError(f"max_length must be at least 16, got {max_length}")
+            raise InputError(f"max_length must be at least 16, got {max_length}")
         if context_width < 0:
-            raise ValueError(f"context_width must be >= 0, got {context_width}")
+            raise InputError(f"context_width must be >= 0, got {context_width}")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.context_width = context_width

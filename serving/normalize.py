@@ -16,6 +16,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from typing import Callable, Sequence
+from serving.errors import InputError
 
 # What counts as an Arabic letter, everywhere in Mudraj: the Arabic block's letters (with tatweel), the
 # supplement, extended-A and the presentation forms. Not digits, not punctuation, not marks.
@@ -135,7 +136,7 @@ STEPS: dict[str, Callable[[str], str]] = {
 def check_steps(steps: Sequence[str]) -> tuple[str, ...]:
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise ValueError(f"unknown normalisation step(s) {unknown}; known: {sorted(STEPS)}")
+        raise InputError(f"unknown normalisation step(s) {unknown}; known: {sorted(STEPS)}")
     return tuple(steps)
 
 

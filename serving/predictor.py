@@ -18,6 +18,7 @@ from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.segment import segment
 from serving.windows import ArticleEncoder, pad_windows
+from serving.errors import InputError, MissingError
 
 
 @dataclass
@@ -59,11 +60,26 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+SCORE_DECIMALS = 6  # what responses show of a probability
+
+
+def score_of(probability: float) -> float:
+    """The score a client sees: the probability rounded to SCORE_DECIMALS."""
+    return round(float(probability), SCORE_DECIMALS)
+
+
 def decide(probability: float, threshold: float) -> tuple[str, float]:
-    """(label, score) for one sentence. The score is rounded to 6 decimals for the response and the
-    label is decided on that rounded score, so 'score >= threshold' holds for what the client sees."""
-    score = round(float(probability), 6)
+    """The one decision rule, for one sentence: (label, score). The label is decided on the score the
+    client sees, so 'score >= threshold' holds for every response; metrics and calibration flag
+    sentences with `flags`, the same rule over an array."""
+    score = score_of(probability)
     return LABELS[int(score >= threshold)], score
+
+
+def flags(probabilities, threshold: float) -> np.ndarray:
+    """`decide` over an array: True where the sentence is labelled inserted."""
+    return np.fromiter((score_of(p) >= threshold for p in np.ravel(probabilities)), bool,
+                       count=np.size(probabilities)).reshape(np.shape(probabilities))
 
 
 class Predictor:
@@ -84,10 +100,10 @@ class Predictor:
             has = {k for k, f in MODEL_FILES.items() if f in self.meta["files"]}
             precision = "fp32" if ("fp32" in has and (use_cuda or "int8" not in has)) else "int8"
         if precision not in MODEL_FILES:
-            raise ValueError(f"precision must be one of {sorted(MODEL_FILES)} or 'auto', got {precision!r}")
+            raise InputError(f"precision must be one of {sorted(MODEL_FILES)} or 'auto', got {precision!r}")
         model_path = self.bundle / MODEL_FILES[precision]
         if MODEL_FILES[precision] not in self.meta["files"]:
-            raise FileNotFoundError(f"{self.bundle} has no {precision} model ({MODEL_FILES[precision]})")
+            raise MissingError(f"{self.bundle} has no {precision} model ({MODEL_FILES[precision]})")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
@@ -102,13 +118,13 @@ class Predictor:
         # "pair" (a sentence with its neighbours, one input each) or "article" (serving/windows.py).
         self.model_type = self.meta.get("model_type", "pair")
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"{self.bundle}: unknown model_type {self.model_type!r} (known: {MODEL_TYPES})")
+            raise InputError(f"{self.bundle}: unknown model_type {self.model_type!r} (known: {MODEL_TYPES})")
         self.windows = ArticleEncoder(self.encoder) if self.model_type == "article" else None
         self.threshold = float(self.meta["threshold"])
         # The kind head's classes (article bundles trained with kind_loss_weight > 0), in output order.
         self.kinds = list(self.meta.get("kinds") or [])
         if self.kinds and "kind_logits" not in {o.name for o in self.session.get_outputs()}:
-            raise ValueError(f"{self.bundle}: metadata names {len(self.kinds)} kinds but the model has no kind_logits output")
+            raise InputError(f"{self.bundle}: metadata names {len(self.kinds)} kinds but the model has no kind_logits output")
         self.temperature = float(self.meta.get("temperature", 1.0))
 
     @property

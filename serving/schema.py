@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from serving.brackets import FormatError, strip_brackets
-from serving.inputs import language_problem, without_bom
+from serving.batch.inputs import language_problem, without_bom
 
 # ---------------------------------------------------------------- settings
 
@@ -62,7 +62,7 @@ METRICS = env_flag("MUDRAJ_METRICS", True)  # Prometheus metrics at /metrics
 
 
 def _check_text(text: str) -> str:
-    """The offsets of a response refer to the text less a leading BOM (serving.inputs.without_bom)."""
+    """The offsets of a response refer to the text less a leading BOM (serving.batch.inputs.without_bom)."""
     if not without_bom(text).strip():
         raise ValueError("text is empty (or only whitespace)")
     if len(text) > MAX_CHARS:

@@ -9,7 +9,6 @@ Offsets still refer to the text as given, these characters included.
 """
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence

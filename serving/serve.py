@@ -1,6 +1,6 @@
 """Start the HTTP service: the BentoML server for serving.service:Mudraj.
 
-Reached through the one command line, `mudraj serve` (training/cli.py). Light on purpose:
+Reached through the one command line, `mudraj serve` (training/cli/serve.py). Light on purpose:
 importing this module imports neither bentoml nor onnxruntime; the server process
 (`python -m bentoml serve serving.service:Mudraj`) replaces the calling one.
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from serving.bundle import read_metadata, resolve_bundle
 from serving.defaults import REPO
+from serving.errors import InputError
 
 SERVICE = "serving.service:Mudraj"
 
@@ -35,7 +36,7 @@ def serve_env(model: Path | str | None = None, workers: int | None = None, threa
     for name, value in (("MUDRAJ_WORKERS", workers), ("MUDRAJ_THREADS", threads)):
         if value is not None:
             if int(value) < 1:
-                raise ValueError(f"{name.split('_')[1].lower()} must be at least 1, got {value}")
+                raise InputError(f"{name.split('_')[1].lower()} must be at least 1, got {value}")
             env[name] = str(int(value))
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -66,7 +67,7 @@ def check_port(host: str, port: int) -> None:
     try:
         addrs = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as err:
-        raise ValueError(f"cannot listen on {host}: {err.strerror}; give an address of this machine with --host") from None
+        raise InputError(f"cannot listen on {host}: {err.strerror}; give an address of this machine with --host") from None
     failure = None
     for family, kind, proto, _, addr in addrs:
         with socket.socket(family, kind, proto) as s:
@@ -76,9 +77,9 @@ def check_port(host: str, port: int) -> None:
                 return
             except OSError as err:
                 if err.errno == errno.EADDRINUSE:
-                    raise ValueError(f"port {port} on {host} is already in use; choose another with --port") from None
+                    raise InputError(f"port {port} on {host} is already in use; choose another with --port") from None
                 failure = failure or err
-    raise ValueError(f"cannot listen on {host}:{port}: {failure.strerror}") from None
+    raise InputError(f"cannot listen on {host}:{port}: {failure.strerror}") from None
 
 
 def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers: int | None = None,

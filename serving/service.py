@@ -45,13 +45,13 @@ from starlette.staticfiles import StaticFiles
 from serving.brackets import strip_brackets
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.http import (JSON_ERRORS, Admission, BodyLimit, MudrajService, SecurityHeaders, StrictRequests,
-                          TidyValidationErrors, deadline_response, docs_page,
-                          error_response, quiet_client_errors, request_deadline)
+from serving.http import JSON_ERRORS, MudrajService, docs_page, quiet_client_errors
+from serving.middleware import (Admission, BodyLimit, SecurityHeaders, StrictRequests, TidyValidationErrors,
+                                deadline_response, error_response, request_deadline)
 from serving.schema import (BODY_TIMEOUT, MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
                             METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
                             SentencesInput, env_int)
-from serving.inputs import without_bom
+from serving.batch.inputs import without_bom
 from serving.kinds import describe
 from serving.predictor import DeadlineExceeded, Predictor, decide
 

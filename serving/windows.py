@@ -3,7 +3,7 @@ training and serving.
 
 The article's sentences are laid out in one token sequence, each sentence preceded by a marker
 token (the tokenizer's classification token) that delimits it; the model pools each sentence's
-vector from its own tokens (training/article_model.py, pool_units):
+vector from its own tokens (training/model/article_model.py, pool_units):
 
     [CLS] s1 [CLS] s2 [CLS] s3 ... [SEP]
 
@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from serving.features import Encoder
+from serving.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ class ArticleEncoder:
 
     def __init__(self, encoder: Encoder):
         if encoder.max_length < 16:
-            raise ValueError(f"max_length must be at least 16, got {encoder.max_length}")
+            raise InputError(f"max_length must be at least 16, got {encoder.max_length}")
         self.encoder = encoder
         self.max_length = encoder.max_length
         t = encoder.t
         if len(t.prefix) != 1:
-            raise ValueError("the article model needs a tokenizer with one leading special token ([CLS] or <s>)")
+            raise InputError("the article model needs a tokenizer with one leading special token ([CLS] or <s>)")
         self.marker = t.prefix[0]
         self.end = list(t.single_suffix)
         self.pad_id = encoder.pad_id

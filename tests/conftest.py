@@ -17,8 +17,8 @@ from tests._paths import REPO  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """configs/tiny.yaml trained for a few steps (seconds)."""
-    from training.config import TrainConfig
-    from training.train import train
+    from training.model.config import TrainConfig
+    from training.model.train import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml", [f"output_dir={out}"])
@@ -27,7 +27,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
-    from training.export import export
+    from training.ship.export import export
 
     return export(tiny_run, tmp_path_factory.mktemp("bundles") / "mudraj-tiny")
 
@@ -36,7 +36,7 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
 def built_corpus(tmp_path_factory) -> Path:
     """The real corpus (`mudraj corpus build`) from ../shared, built once per session."""
     from tests._paths import need_corpus
-    from training.corpus import build
+    from training.corpus.build import build
 
     corpus = need_corpus()
     out = tmp_path_factory.mktemp("corpus")

@@ -8,13 +8,13 @@ HOSTS_FILE = DATA / "hosts.jsonl"
 SPLITS_FILE = DATA / "splits.json"  # which outlets are dev and test
 CORPUS_DIR = REPO / "build" / "corpus"  # output of `mudraj corpus build`
 REPORTS = REPO / "reports"
-CORPORA = SHARED / "corpora"  # one folder per host source (training/sources.py)
+CORPORA = SHARED / "corpora"  # one folder per host source (training/corpus/sources.py)
 SAUDINEWSNET = CORPORA / "saudinewsnet"
 EXAMPLE = SHARED / "examples" / "aleppo-unga-2016.txt"
 BACKBONE_CACHE = REPO / "models" / "backbones"
 
-N_HOSTS = 1074  # hosts of the first, SaudiNewsNet-only selection; training/selection.py extends it
-GENRE_CACHE = REPO / "build" / "genres.jsonl"  # host genres by content hash (training/selection.py)
+N_HOSTS = 1074  # hosts of the first, SaudiNewsNet-only selection; training/corpus/selection.py extends it
+GENRE_CACHE = REPO / "build" / "genres.jsonl"  # host genres by content hash (training/corpus/selection.py)
 HOST_SEED = 13
 
 TARGET_FALSE_ALARM_RATE = 0.02  # dev false-alarm rate the decision threshold aims at

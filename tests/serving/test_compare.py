@@ -150,7 +150,7 @@ def test_compare_endpoint(server):
 
 
 def test_evaluate_compare_labels_from_the_alignment(tiny_bundle, tmp_path):
-    from training.evaluate import evaluate
+    from training.evaluation.evaluate import evaluate
 
     pairs = tmp_path / "pairs.jsonl"
     published = SOURCE.replace("حتى الآن.", "حتى الآن. " + ADDED).replace("80 في", "85 في")

@@ -1,7 +1,7 @@
 import pytest
 
 from serving.features import Encoder, load_tokenizer
-from training.backbones import resolve_backbone
+from training.model.backbones import resolve_backbone
 
 
 @pytest.fixture(scope="module", params=["tiny-wordpiece", "tiny-unigram"])

@@ -3,7 +3,6 @@
 Every input tried is appended to artifacts/fuzz-inputs.jsonl (git-ignored) for reading later.
 """
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -99,7 +98,7 @@ def test_item14_the_format_follows_the_output_suffix_and_contradictions_are_refu
 
 def test_item18_legacy_encodings_and_suffixes_get_clear_answers(tmp_path):
     from serving.brackets import FormatError
-    from serving.inputs import read_articles
+    from serving.batch.inputs import read_articles
 
     (tmp_path / "a.txt").write_bytes(ARTICLE.encode("cp1256"))
     (tmp_path / "b.txt").write_bytes(ARTICLE.encode("utf-16"))
@@ -120,8 +119,8 @@ def test_item19_csv_cells_never_start_a_formula(tiny_bundle):
     import csv
     import io
 
-    from serving.inputs import RawArticle
-    from serving.output import Format, render
+    from serving.batch.inputs import RawArticle
+    from serving.batch.output import Format, render
     from serving.predictor import SentencePrediction
 
     arts = [RawArticle("=HYPERLINK(\"x\")", "t", text="")]
@@ -161,7 +160,7 @@ URDU = ("وزیر اعظم نے آج کہا کہ حکومت ملک میں تعل
 
 
 def test_item17_one_language_rule_for_the_cli_and_the_service():
-    from serving.inputs import language_problem
+    from serving.batch.inputs import language_problem
     from serving.segment import segment
 
     assert language_problem(ARTICLE) is None
@@ -221,7 +220,7 @@ def test_item20_the_page_is_sent_with_security_headers(round2_server):
 def test_item21_counts_read_as_english_and_long_runs_report_progress_off_a_terminal(tiny_bundle, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import training.predict_cli as P
+    import training.cli.predict as P
     from training.cli import app
 
     one = tmp_path / "one.txt"

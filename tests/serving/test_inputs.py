@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from serving.brackets import FormatError
-from serving.inputs import read_articles
+from serving.batch.inputs import read_articles
 
 
 def test_reads_txt_folder_and_jsonl(tmp_path):
@@ -95,7 +95,7 @@ def test_stdin_is_one_article_with_id_stdin(tmp_path, monkeypatch):
 
 
 def test_one_leading_byte_order_mark_is_dropped_as_the_service_drops_it(tmp_path):
-    """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.inputs.without_bom)."""
+    """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.batch.inputs.without_bom)."""
     (tmp_path / "a.txt").write_bytes("\ufeff\ufeffنص.".encode())
     (tmp_path / "b.jsonl").write_bytes("\ufeff".encode() + json.dumps({"id": "b", "text": "\ufeffنص."}).encode() + b"\n")
     a, b = read_articles([tmp_path])
@@ -103,7 +103,7 @@ def test_one_leading_byte_order_mark_is_dropped_as_the_service_drops_it(tmp_path
 
 
 def test_articles_without_arabic_are_read_for_training_but_refused_for_prediction(tmp_path):
-    from serving.inputs import NO_ARABIC, prediction_text
+    from serving.batch.inputs import NO_ARABIC, prediction_text
 
     f = tmp_path / "d.jsonl"
     f.write_text('{"id": "ar", "text": "نص [مدرج]."}\n{"id": "en", "text": "Latin only."}\n', encoding="utf-8")

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import statistics
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml

@@ -41,7 +41,7 @@ def _int8_dot_product_without_saturation() -> bool:
 
 def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, built_corpus):
     """Rebuild the dev split from the corpus and compare with the full model's recorded scores."""
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     tmp_path = built_corpus
     ref = json.loads((BUNDLE / "reference_dev_scores.json").read_text())

@@ -10,7 +10,7 @@ from tests._paths import REPO, TINY_DATA
 from serving.bundle import read_metadata
 from serving.predictor import Predictor
 from serving.windows import ArticleEncoder, pad_windows
-from training.config import TrainConfig
+from training.model.config import TrainConfig
 
 torch = pytest.importorskip("torch")
 
@@ -19,8 +19,8 @@ LONG = [f"وقال المتحدث رقم {i} إن الاجتماع ناقش مل
 
 @pytest.fixture(scope="module")
 def encoder():
-    from training.backbones import resolve_backbone
-    from training.train import build_encoder
+    from training.model.backbones import resolve_backbone
+    from training.model.train import build_encoder
 
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml", ["max_length=128"])
     return ArticleEncoder(build_encoder(resolve_backbone(cfg.backbone), cfg))
@@ -28,7 +28,7 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def article_run(tmp_path_factory):
-    from training.train import train
+    from training.model.train import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny-article"
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
@@ -38,7 +38,7 @@ def article_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def article_bundle(article_run, tmp_path_factory):
-    from training.export import export
+    from training.ship.export import export
 
     return export(article_run, tmp_path_factory.mktemp("bundles") / "tiny-article")
 
@@ -106,7 +106,7 @@ def test_article_model_trains_exports_with_parity_and_is_typed_in_the_bundle(art
 
 
 def test_predictor_offsets_and_scores_match_the_pytorch_model_on_a_long_article(article_run, article_bundle):
-    from training.article_model import load_model
+    from training.model.article_model import load_model
 
     text = " ".join(LONG[:30])
     pred = Predictor(article_bundle, precision="fp32")
@@ -149,8 +149,8 @@ def test_the_cli_trains_exports_and_predicts_an_article_model(article_bundle, tm
 
 
 def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp_path):
-    from training.export import export
-    from training.train import train
+    from training.ship.export import export
+    from training.model.train import train
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["model_type=article", "max_length=128", "encoder_layers=1", "max_steps=2",
@@ -165,7 +165,7 @@ def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp
 def test_each_sentence_vector_is_the_mean_of_its_own_tokens(encoder):
     """Not the marker's vector (the same for every sentence of a window with e5), and never the end
     token or padding: checked against a plain loop over the windows of a real article."""
-    from training.article_model import pool_units
+    from training.model.article_model import pool_units
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(TINY_DATA.glob("*.txt"))[:3]]
     windows = [w for t in texts for w in encoder.encode_article(t.replace("[", "").replace("]", "").split(". ")).windows]

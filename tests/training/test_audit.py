@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from training.audit import audit
+from training.corpus.audit import audit
 
 pytest.importorskip("sklearn")
 

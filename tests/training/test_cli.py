@@ -139,12 +139,12 @@ def test_predict_table_puts_score_and_label_first_and_colours_only_on_a_terminal
 
 
 def test_progress_bar_on_a_terminal_for_a_folder_unless_quiet(tiny_bundle, monkeypatch):
-    import training.cli
+    import training.cli.common
 
     args = ["predict", "-m", str(tiny_bundle), str(TINY_DATA)]
     n = len(list(TINY_DATA.glob("*.txt")))
     assert f"{n}/{n}" not in runner.invoke(app, args).stderr  # stderr is not a terminal here
-    monkeypatch.setattr(training.cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(training.cli.common, "stderr_is_terminal", lambda: True)
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and f"{n}/{n}" in res.stderr and len(res.stdout.splitlines()) == n
     assert f"{n}/{n}" not in runner.invoke(app, args + ["--quiet"]).stderr
@@ -211,7 +211,7 @@ def test_duplicate_ids_across_inputs_name_both_sources(tiny_bundle, tmp_path):
 def test_offsets_follow_the_service_rule_for_a_byte_order_mark(tiny_bundle, tmp_path):
     """Offsets refer to the text less one leading U+FEFF, whether it comes from a .txt file, a JSONL
     "text" field or standard input: the same offsets the service gives for the same text."""
-    from serving.inputs import without_bom
+    from serving.batch.inputs import without_bom
     from serving.predictor import Predictor
 
     for text in (ARTICLE, "\ufeff" + ARTICLE, "\ufeff\ufeff" + ARTICLE):
@@ -226,7 +226,7 @@ def test_offsets_follow_the_service_rule_for_a_byte_order_mark(tiny_bundle, tmp_
 
 
 def test_predict_refuses_an_article_without_arabic_like_the_service(tiny_bundle, tmp_path):
-    from serving.inputs import NO_ARABIC
+    from serving.batch.inputs import NO_ARABIC
 
     f = tmp_path / "latin.txt"
     f.write_text("The minister opened the plant. [It is a fine day.]", encoding="utf-8")

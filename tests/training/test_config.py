@@ -2,7 +2,7 @@
 import pytest
 
 from tests._paths import REPO
-from training.config import TrainConfig
+from training.model.config import TrainConfig
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

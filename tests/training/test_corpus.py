@@ -4,9 +4,10 @@ import zipfile
 
 import pytest
 
-from training import corpus as C
-from training.hosts import assess, iter_corpus, read_selection, write_selection
-from training.selection import candidates
+from training.corpus import build as B
+from training.corpus import insertions as C
+from training.corpus.hosts import assess, iter_corpus, read_selection, write_selection
+from training.corpus.selection import candidates
 
 PARA = [
     "قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين.",
@@ -73,7 +74,7 @@ def test_checker_accepts_good_and_names_each_problem(setup):
         {"host": h, "para": 4, "slot": 0, "new_para": True, "kind": "fake_attribution", "text": GOOD[2]},
     ]
     write_insertions(data, rows)
-    from training.hosts import load_hosts
+    from training.corpus.hosts import load_hosts
 
     hosts = load_hosts({c.id for c in cands}, corpus)
     problems, rep = C.check(C.read_insertions(C.insertion_files(data)), hosts, cands)
@@ -113,8 +114,8 @@ def test_build_is_reproducible_labels_insertions_and_splits_by_outlet(setup, tmp
     rows = [{"host": c.id, "para": 1 + i % 3, "slot": i % 2, "kind": C.KINDS[i % 7], "text": texts[i]}
             for i, c in enumerate(cands[:6])]
     write_insertions(data, rows)
-    a = C.build(data, corpus.parent, tmp_path / "b1")
-    C.build(data, corpus.parent, tmp_path / "b2")
+    a = B.build(data, corpus.parent, tmp_path / "b1")
+    B.build(data, corpus.parent, tmp_path / "b2")
     for f in ("train.jsonl", "dev.jsonl", "test.jsonl", "train.records.jsonl", "counts.json"):
         assert (tmp_path / "b1" / f).read_bytes() == (tmp_path / "b2" / f).read_bytes()
     assert a["test"]["outlets"] == {"outc": 3} and a["dev"]["outlets"] == {"outb": 3} and a["train"]["outlets"] == {"outa": 3}
@@ -133,7 +134,7 @@ def test_build_detects_a_changed_corpus(setup, tmp_path):
     sel[0]["sha256"] = "0" * 64
     (data / "hosts.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sel))
     with pytest.raises(ValueError, match="differ from the recorded content hash"):
-        C.build(data, corpus.parent, tmp_path / "b")
+        B.build(data, corpus.parent, tmp_path / "b")
 
 
 def test_malformed_insertion_file_names_file_and_line(tmp_path):
@@ -159,7 +160,7 @@ def test_malformed_insertion_file_names_file_and_line(tmp_path):
 
 def test_malformed_host_selection_names_file_and_line(tmp_path):
     from serving.brackets import FormatError
-    from training.hosts import read_selection
+    from training.corpus.hosts import read_selection
 
     f = tmp_path / "hosts.jsonl"
     f.write_bytes(b'{"id": \xff}\n')
@@ -180,10 +181,10 @@ def test_leave_one_source_out_build(setup, tmp_path):
     (data / "hosts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_insertions(data, [{"host": c.id, "para": 1, "slot": 0, "kind": "hope", "text": GOOD[i]}
                             for i, c in enumerate(cands[:3])])
-    counts = C.build(data, corpus.parent, tmp_path / "loso", hold_out_source="armpro")
+    counts = B.build(data, corpus.parent, tmp_path / "loso", hold_out_source="armpro")
     # armpro (outa, a train outlet in splits.json) is the whole test split; saudinewsnet keeps train/dev,
     # and its own test outlet (outc) is left out rather than trained on.
     assert counts["test"]["outlets"] == {"outa": 3}
     assert counts["dev"]["outlets"] == {"outb": 3} and counts["train"]["articles"] == 0
     with pytest.raises(ValueError, match="no host comes from it"):
-        C.build(data, corpus.parent, tmp_path / "x", hold_out_source="nosuch")
+        B.build(data, corpus.parent, tmp_path / "x", hold_out_source="nosuch")

@@ -7,11 +7,12 @@ import pytest
 
 from serving.predictor import Predictor, sigmoid
 from tests._paths import TINY_DATA
-from training.calibrate import calibrate, choose_threshold, fit_temperature
-from training.data import load_articles
-from training.evaluate import evaluate, score
-from training.metrics import breakdown, expected_calibration_error
-from training.release import model_card
+from training.evaluation.metrics import choose_threshold, fit_temperature
+from training.ship.calibrate import calibrate
+from training.corpus.articles import load_articles
+from training.evaluation.evaluate import evaluate, score
+from training.evaluation.metrics import breakdown, expected_calibration_error
+from training.ship.release import model_card
 
 TARGET = 0.1  # 43 reporting sentences in data/tiny: at most 4 false alarms
 
@@ -118,15 +119,15 @@ def test_evaluate_reads_the_bundle_and_never_writes_it(calibrated, tmp_path):
 
 
 def test_report_is_rendered_from_the_template(calibrated, tmp_path, monkeypatch):
-    import training.report
+    import training.evaluation.report
 
     templates = tmp_path / "templates"
-    shutil.copytree(training.report.TEMPLATES, templates)
+    shutil.copytree(training.evaluation.report.TEMPLATES, templates)
     source = (templates / "report.md.j2").read_text(encoding="utf-8")
     assert "## Headline" in source
     (templates / "report.md.j2").write_text(source.replace("## Headline", "## Headline from the template"),
                                             encoding="utf-8")
-    monkeypatch.setattr(training.report, "TEMPLATES", templates)
+    monkeypatch.setattr(training.evaluation.report, "TEMPLATES", templates)
 
     r = evaluate(calibrated, [TINY_DATA], tmp_path / "report", train=[TINY_DATA])
     md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")

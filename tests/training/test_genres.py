@@ -21,7 +21,7 @@ PROBES = {
 
 
 def test_every_genre_is_recognised_on_our_headlines():
-    from training.genres import GENRES, GenreClassifier
+    from training.corpus.genres import GENRES, GenreClassifier
 
     assert set(PROBES) == set(GENRES)
     clf = GenreClassifier()

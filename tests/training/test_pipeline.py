@@ -33,7 +33,7 @@ def test_export_writes_a_self_describing_bundle_with_parity(tiny_bundle):
 
 
 def test_export_refuses_when_int8_changes_too_many_labels(tiny_run, tmp_path):
-    from training.export import ParityError, export
+    from training.ship.export import ParityError, export
 
     with pytest.raises(ParityError, match="int8 changes"):
         export(tiny_run, tmp_path / "b", max_int8_label_change=-0.01)
@@ -129,8 +129,8 @@ def test_serving_never_imports_torch(tiny_bundle):
 
 
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
-    from training.config import TrainConfig
-    from training.train import train
+    from training.model.config import TrainConfig
+    from training.model.train import train
 
     base = ["max_steps=8", "save_steps=4", "eval_steps=4", "save_total_limit=4"]
     full = train(TrainConfig.load(REPO / "configs" / "tiny.yaml", base + [f"output_dir={tmp_path / 'full'}"]))
@@ -152,9 +152,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
 
 
 def test_unigram_backbone_without_context_trains_and_exports(tmp_path):
-    from training.config import TrainConfig
-    from training.export import export
-    from training.train import train
+    from training.model.config import TrainConfig
+    from training.ship.export import export
+    from training.model.train import train
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["backbone=tiny-unigram", "context_width=0", "max_steps=4", f"output_dir={tmp_path / 'u'}"]))

@@ -5,10 +5,10 @@ import numpy as np
 
 from tests._paths import REPO, TINY_DATA
 from serving.predictor import Predictor
-from training.config import TrainConfig
-from training.export import export
-from training.prune import prune
-from training.train import train
+from training.model.config import TrainConfig
+from training.ship.export import export
+from training.ship.prune import prune
+from training.model.train import train
 
 
 def test_pruned_bundle_predicts_the_same_on_reference_text(tmp_path):

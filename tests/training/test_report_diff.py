@@ -4,7 +4,7 @@ import json
 from typer.testing import CliRunner
 
 from training.cli import app
-from training.report_diff import diff
+from training.evaluation.diff import diff
 
 
 def report(f1, far, armpro_recall, hard_far):

@@ -1,8 +1,8 @@
 """Host selection across sources: genre balance, outlet caps, and outlet splits."""
 from collections import Counter
 
-from training.hosts import Candidate
-from training.selection import SCIENCE, assign_splits, balance
+from training.corpus.hosts import Candidate
+from training.corpus.selection import SCIENCE, assign_splits, balance
 
 
 def cand(i, source, outlet, genre):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from training import sources as S
+from training.corpus import sources as S
 from serving.segment import segment
-from training.hosts import assess
+from training.corpus.hosts import assess
 
 SENTS = [
     "قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين .",

@@ -4,23 +4,23 @@ import numpy as np
 import pytest
 
 from tests._paths import REPO, TINY_DATA
-from training.config import TrainConfig
-from training.data import load_articles
+from training.model.config import TrainConfig
+from training.corpus.articles import load_articles
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    from training.backbones import resolve_backbone
-    from training.train import build_encoder
+    from training.model.backbones import resolve_backbone
+    from training.model.train import build_encoder
 
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml")
     return build_encoder(resolve_backbone(cfg.backbone), cfg)
 
 
 def test_negative_fraction_keeps_every_inserted_sentence_and_a_seeded_share_of_the_rest(encoder):
-    from training.train import featurize
+    from training.model.train import featurize
 
     articles = load_articles([TINY_DATA])
     full = featurize(articles, encoder)
@@ -29,7 +29,7 @@ def test_negative_fraction_keeps_every_inserted_sentence_and_a_seeded_share_of_t
     half = featurize(articles, encoder, negative_fraction=0.5, seed=3)
     assert sum(half["labels"]) == n_ins  # no inserted sentence is ever dropped
     # Hard negatives (reporting sentences shaped like an insertion) are always kept; the rest are sampled.
-    from training.shapes import is_hard_negative_shape
+    from training.corpus.shapes import is_hard_negative_shape
 
     hard = [s for a in articles for s in a.sentences if s.label == 0 and is_hard_negative_shape(s.text)]
     assert 0 < len(hard) < n_rep
@@ -50,7 +50,7 @@ def test_negative_fraction_keeps_every_inserted_sentence_and_a_seeded_share_of_t
 
 
 def test_weighted_loss_weighs_the_inserted_class():
-    from training.train import weighted_loss
+    from training.model.train import weighted_loss
 
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.2], [-1.0, 1.5], [0.1, 0.3]])
     labels = torch.tensor([0, 1, 1, 0])
@@ -64,7 +64,7 @@ def test_weighted_loss_weighs_the_inserted_class():
 
 
 def _train(tmp_path, name, *overrides):
-    from training.train import train
+    from training.model.train import train
 
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
                            ["max_steps=3", "eval_steps=3", "save_steps=3", f"output_dir={tmp_path / name}", *overrides])
@@ -80,7 +80,7 @@ def _weights(run_dir):
 def test_class_weight_and_frozen_embeddings_change_training_as_documented(tmp_path):
     from safetensors.numpy import load_file
 
-    from training.backbones import resolve_backbone
+    from training.model.backbones import resolve_backbone
 
     base = _weights(_train(tmp_path, "base"))
     weighted = _weights(_train(tmp_path, "weighted", "class_weight_inserted=8"))
@@ -106,7 +106,7 @@ def test_init_from_starts_a_run_from_a_finished_runs_weights(tiny_run, tmp_path)
     import torch
     from safetensors.torch import load_file
 
-    from training.train import train
+    from training.model.train import train
 
     cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
                            [f"output_dir={tmp_path / 'stage2'}", f"init_from={tiny_run}", "max_steps=1",

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
-from training.transfer import plot, source_split, table
+from training.evaluation.transfer import plot, source_split, table
 
 
 def test_source_split_keeps_one_sources_articles_only(tmp_path):
@@ -52,7 +52,7 @@ def test_older_reports_get_precision_and_f1_from_their_counts_and_the_plot_is_dr
 
 
 def test_a_held_out_source_gets_its_genuine_articles_and_the_table_their_flags(tmp_path):
-    from training.transfer import genuine_of
+    from training.evaluation.transfer import genuine_of
 
     for name, sources in (("genuine-dev.jsonl", ["armpro", "baly2018"]), ("genuine-test.jsonl", ["armpro"])):
         (tmp_path / name).write_text("".join(json.dumps({"id": f"{name}-{i}", "text": "قال الوزير إن العمل مستمر.",

@@ -1,0 +1,212 @@
+"""A training run -> a model bundle: ONNX fp32 and dynamic int8, checked for parity.
+
+    mudraj export runs/e5-small --out models/my-bundle
+
+Export fails if ONNX fp32 logits differ from PyTorch by more than `atol`, or if int8
+changes the label of more than `max_int8_label_change` of the dev sentences.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
+from serving.defaults import default_threads
+from serving.features import Encoder, Feature, load_tokenizer, pad_batch
+from serving.windows import ArticleEncoder, pad_windows
+from training.corpus.articles import load_articles
+from training.defaults import EXPORT_ATOL as ATOL
+from training.defaults import MAX_INT8_LABEL_CHANGE
+from serving.batch.io import atomic_dir, atomic_write_json
+from serving.errors import InputError, MissingError
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+def _dev_batches(run_dir: Path, encoder: Encoder, model_type: str, limit: int = 2000,
+                 batch_size: int = 32) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Model inputs for up to `limit` dev sentences (or markers), in batches, each with a boolean mask of
+    the logits rows that are real (the article model's padding markers are not)."""
+    out = []
+    if model_type == "article":
+        windows = [w for a in load_articles([run_dir / "dev.jsonl"])
+                   for w in ArticleEncoder(encoder).encode_article([s.text for s in a.sentences]).windows]
+        taken, n = [], 0
+        for w in windows:
+            if n >= limit:
+                break
+            taken.append(w)
+            n += len(w.markers)
+        for b in range(0, len(taken), 8):
+            chunk = taken[b : b + 8]
+            feed = pad_windows(chunk, encoder.pad_id)
+            out.append((feed, np.arange(feed["marker_positions"].shape[1])[None, :]
+                        < np.array([len(w.markers) for w in chunk])[:, None]))
+        return out
+    feats = dev_features(run_dir, encoder, limit)
+    for b in range(0, len(feats), batch_size):
+        ids, mask, types = pad_batch(feats[b : b + batch_size], encoder.pad_id)
+        out.append(({"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, np.ones(len(ids), bool)))
+    return out
+
+
+def _torch_logits(model, batches) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for feed, valid in batches:
+            logits = model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+            logits = logits["logits"] if isinstance(logits, dict) else logits.logits
+            out.append(logits.float().numpy()[valid])
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+
+
+def _onnx_logits(path: Path, batches) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = default_threads()
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out = [sess.run(["logits"], feed)[0][valid] for feed, valid in batches]
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+
+
+def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) -> None:
+    import torch
+
+    names = ["input_ids", "attention_mask", "token_type_ids"] + (["marker_positions"] if model_type == "article" else [])
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, *inputs):
+            out = self.m(**dict(zip(names, inputs)))
+            if isinstance(out, dict):
+                return (out["logits"], out["kind_logits"]) if "kind_logits" in out else out["logits"]
+            return out.logits
+
+    kinds = getattr(model, "kind_classifier", None) is not None  # the article model's kind head: a 2nd output
+
+    # The TorchScript exporter (dynamo=False), kept on purpose although torch deprecates it: the dynamo
+    # exporter reaches the same fp32 parity (e5-small, 1.2e-7 vs 1.3e-7 max |logit diff|) but its graph
+    # runs 9% slower once int8-quantised (32.7 vs 36.0 sentences/s, one run, 2 threads, AMD EPYC Zen 3),
+    # exports 3.6x slower (164 s vs 45 s) and writes weights as external data by default.
+    # docs/benchmarks.md, "ONNX exporter". Measure again before switching.
+    # Padding in the example input keeps the masking path in the traced graph.
+    dummy = torch.ones((2, 16), dtype=torch.long)
+    mask = dummy.clone()
+    mask[1, 10:] = 0
+    axes = {0: "batch", 1: "sequence"}
+    example = [dummy, mask, torch.zeros_like(dummy)]
+    dynamic = {"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}}
+    if model_type == "article":
+        example.append(torch.tensor([[0, 5, 9], [0, 4, 0]]))
+        dynamic.update(marker_positions={0: "batch", 1: "markers"}, logits={0: "batch", 1: "markers"})
+        if kinds:
+            dynamic["kind_logits"] = {0: "batch", 1: "markers"}
+    torch.onnx.export(Wrapper(model.eval()), tuple(example), str(path), input_names=names,
+                      output_names=["logits"] + (["kind_logits"] if kinds else []), dynamic_axes=dynamic,
+                      opset_version=opset, dynamo=False)
+    model.eval()  # the exporter leaves the module in training mode (dropout on)
+
+
+# The int8 recipe (issue 23): dynamic quantisation, signed 8-bit weights per output channel stored with a
+# 7-bit range (reduce_range), unsigned 8-bit activations. On x86 CPUs without VNNI the u8s8 multiply-add
+# (vpmaddubsw) saturates its 16-bit sums with full 8-bit weights, so the same bundle labelled some
+# sentences differently on AVX2 and on AVX-512 VNNI machines; with 7-bit weights no sum can saturate.
+# bench/quant_consistency.py compares the recipes (docs/benchmarks.md).
+INT8_RECIPE = {"method": "dynamic", "weights": "int8 per channel, reduce_range (7-bit)", "activations": "uint8"}
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+
+
+def dev_features(run_dir: Path, encoder: Encoder, limit: int = 2000) -> list[Feature]:
+    feats: list[Feature] = []
+    for a in load_articles([run_dir / "dev.jsonl"]):
+        feats.extend(encoder.encode_article([s.text for s in a.sentences]))
+        if len(feats) >= limit:
+            break
+    return feats[:limit]
+
+
+def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, atol: float = ATOL,
+           max_int8_label_change: float = MAX_INT8_LABEL_CHANGE, threshold: float = 0.5,
+           temperature: float = 1.0, int8: bool = True) -> Path:
+    """Write a bundle for a finished run; returns its folder."""
+    import torch
+
+    from training.model.article_model import load_model
+
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise MissingError(f"{run_dir} is not a finished training run (no run.json); train first")
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    cfg = run["config"]
+    out = Path(out) if out else run_dir / "bundle"
+    encoder = Encoder(load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"],
+                      run["normalization"])
+    torch.set_num_threads(default_threads())
+    model_type = cfg.get("model_type", "pair")
+    # Eager attention traces into plain ONNX ops with the padding mask intact.
+    model = load_model(run_dir / "model", model_type, attn_implementation="eager").eval()
+    batches = _dev_batches(run_dir, encoder, model_type)
+    if not batches:
+        raise InputError(f"{run_dir}/dev.jsonl has no sentences to check parity on")
+
+    with atomic_dir(out) as tmp:
+        t0 = time.time()
+        export_onnx(model, tmp / MODEL_FILES["fp32"], model_type)
+        ref = _torch_logits(model, batches)
+        fp32 = _onnx_logits(tmp / MODEL_FILES["fp32"], batches)
+        max_diff = float(np.abs(ref - fp32).max())
+        if max_diff > atol:
+            raise ParityError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {atol:.0e}")
+        parity = {"sentences": len(ref), "fp32_max_abs_logit_diff": max_diff,
+                  "fp32_label_agreement": float((ref.argmax(1) == fp32.argmax(1)).mean())}
+        if int8:
+            quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
+            q = _onnx_logits(tmp / MODEL_FILES["int8"], batches)
+            agreement = float((ref.argmax(1) == q.argmax(1)).mean())
+            parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()),
+                          int8_recipe=INT8_RECIPE)
+            if 1 - agreement > max_int8_label_change:
+                raise ParityError(f"int8 changes {1 - agreement:.1%} of dev labels > {max_int8_label_change:.0%}")
+        shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        meta = {
+            "name": name or cfg["name"],
+            "version": datetime.now(timezone.utc).strftime("%Y.%m.%d"),
+            "labels": list(LABELS),
+            "model_type": model_type,
+            "max_length": cfg["max_length"],
+            "context_width": cfg["context_width"],
+            "normalization": run["normalization"],
+            "threshold": threshold,
+            "temperature": temperature,
+            "kinds": list(getattr(model.config, "kind_labels", None) or []),  # kind head's classes ([]: none)
+            "backbone": {"name": cfg["backbone"], "config": json.loads((run_dir / "model" / "config.json").read_text())
+                         .get("model_type")},
+            "train_data_sha256": run["train_data_sha256"],
+            "dev_data_sha256": run["dev_data_sha256"],
+            "metrics": {"dev": run["dev_metrics"]},
+            "parity": {**parity, "atol": atol, "max_int8_label_change": max_int8_label_change},
+            "export_seconds": round(time.time() - t0, 2),
+            "files": files,
+        }
+        atomic_write_json(tmp / METADATA, meta)
+    return out
