@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install browser serve test bench soak clean
+.PHONY: install browser qemu serve test test-fast lint bench soak clean
 
 $(BIN)/mudraj: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,22 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "chromium/chromedriver missing: the browser test will be skipped"; fi; fi
 
-test: install browser
+# qemu-user runs `mudraj predict` as an AVX2-only CPU (tests/serving/test_cpu_consistency.py); installed like chromium.
+qemu:
+	@if ! command -v qemu-x86_64 >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; \
+	  else echo "qemu-user missing: the AVX2 consistency test will be skipped"; fi; fi
+
+test: install browser qemu
 	$(BIN)/python -m pytest -q
+
+# The contributor's loop: no training, no server, no Ray, no browser, no emulation (tests marked slow are left out).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # Benchmarks (minutes; results in bench/results/, figures in docs/img/, write-up in docs/benchmarks.md).
 # Needs a trained and released run: mudraj train --config configs/e5-small.yaml && mudraj release runs/e5-small

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from serving.errors import InputError
 
+BOM = "\ufeff"
+
 
 class FormatError(InputError):
     """Bad input, with where it is: file (or record id) and 1-based line."""
@@ -70,7 +72,7 @@ def _looks_like_cp1256_arabic(raw: bytes) -> bool:
 
 def decode_utf8(raw: bytes, source: str) -> str:
     """Decode file bytes as UTF-8, naming the line of the first bad byte. A leading byte-order mark
-    is kept: serving.batch.inputs.without_bom is the one rule for it."""
+    is kept: `offsets_text` (below) is the one rule for it."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise FormatError(source, 1, "UTF-16 text (it starts with a UTF-16 byte-order mark); Mudraj reads UTF-8: "
                                      f"iconv -f UTF-16 -t UTF-8 {source} > converted.txt")
@@ -102,3 +104,17 @@ def source_and_published(text: str, source: str = "<text>") -> tuple[str, str, l
         at = e
     pieces.append(published[at:])
     return "".join(pieces), published, spans
+
+
+def without_bom(text: str) -> str:
+    """The text as submitted, less one leading byte-order mark (U+FEFF is a file's encoding signature,
+    not part of the article)."""
+    return text[1:] if text.startswith(BOM) else text
+
+
+def offsets_text(text: str, source: str = "<text>") -> str:
+    """The one rule for the text every offset refers to, in the CLI, the service, compare and training
+    alike: the text as submitted, less one leading byte-order mark, less the [ ] brackets (FormatError,
+    naming source and line, when they do not pair up)."""
+    text = without_bom(text)
+    return strip_brackets(text, source)[0] if ("[" in text or "]" in text) else text

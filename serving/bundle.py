@@ -74,6 +74,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_metadata(bundle: Path, meta: dict, *, checksums: bool = False) -> None:
+    """The one writer of a bundle's metadata.json (export, calibration, release): atomically, and with
+    checksums=True the sha256 of every other file in the folder recorded in meta["files"] first."""
+    from serving.batch.io import atomic_write_json
+
+    bundle = Path(bundle)
+    if checksums:
+        meta["files"] = {p.name: sha256_file(p) for p in sorted(bundle.iterdir())
+                         if p.is_file() and p.name != METADATA}
+    atomic_write_json(bundle / METADATA, meta)
+
+
 def read_metadata(bundle: Path, verify: bool = True) -> dict:
     """Read and check a bundle's metadata; with verify, every listed file's sha256 too."""
     bundle = Path(bundle)

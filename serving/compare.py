@@ -270,13 +270,10 @@ def compare(source: str, published: str, predictor=None, threshold: float | None
 
 
 def comparable(text: str) -> str:
-    """The text offsets refer to, as everywhere in Mudraj: a leading byte-order mark and [ ] brackets
-    removed (serving.batch.inputs.without_bom, serving.brackets.strip_brackets)."""
-    from serving.brackets import strip_brackets
-    from serving.batch.inputs import without_bom
+    """The text offsets refer to, as everywhere in Mudraj (serving.brackets.offsets_text)."""
+    from serving.brackets import offsets_text
 
-    text = without_bom(text)
-    return strip_brackets(text)[0] if ("[" in text or "]" in text) else text
+    return offsets_text(text)
 
 
 def record(rows: Sequence[Aligned], model: dict, threshold: float, source: str, published: str,

@@ -14,6 +14,7 @@ SHARED = REPO.parent / "shared"  # corpora and the labelled example, beside the 
 MODELS = REPO / "models"
 DEFAULT_MODEL = MODELS / "mudraj-e5-small"  # the shipped bundle
 RUNS = REPO / "runs"
+HOST, PORT = "127.0.0.1", 3000  # `mudraj serve`: loopback unless told otherwise
 
 
 def default_threads(workers: int = 1) -> int:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from serving.brackets import strip_brackets
+from serving.brackets import offsets_text
 from serving.bundle import LABELS, MODEL_FILES, MODEL_TYPES, read_metadata
 from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
@@ -233,7 +233,7 @@ class Predictor:
         thr = self.threshold if threshold is None else threshold
         cut = []
         for t in texts:
-            clean = strip_brackets(t)[0] if ("[" in t or "]" in t) else t
+            clean = offsets_text(t)
             cut.append(segment(clean))
         kinds: list = []
         margins = self.article_margins([[s.text for s in spans] for spans in cut], deadline=deadline, kinds_out=kinds)

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
-from serving.brackets import FormatError, strip_brackets
-from serving.batch.inputs import language_problem, without_bom
+from serving.brackets import FormatError
+from serving.batch.inputs import language_problem
+from serving.brackets import offsets_text, without_bom
 
 # ---------------------------------------------------------------- settings
 
@@ -62,20 +63,18 @@ METRICS = env_flag("MUDRAJ_METRICS", True)  # Prometheus metrics at /metrics
 
 
 def _check_text(text: str) -> str:
-    """The offsets of a response refer to the text less a leading BOM (serving.batch.inputs.without_bom)."""
+    """The offsets of a response refer to the text less a leading BOM and the brackets (serving.brackets.offsets_text)."""
     if not without_bom(text).strip():
         raise ValueError("text is empty (or only whitespace)")
     if len(text) > MAX_CHARS:
         raise ValueError(f"text is {len(text)} characters long; the limit is {MAX_CHARS} (MUDRAJ_MAX_CHARS)")
-    clean = without_bom(text)
-    if "[" in clean or "]" in clean:
-        try:
-            clean, _ = strip_brackets(clean, source="text")
-        except FormatError as err:
-            raise ValueError(
-                f"text has unbalanced brackets (line {err.line}: {err.message}); square brackets mark "
-                "inserted sentences, so they must come in [ ] pairs"
-            ) from None
+    try:
+        clean = offsets_text(text, source="text")
+    except FormatError as err:
+        raise ValueError(
+            f"text has unbalanced brackets (line {err.line}: {err.message}); square brackets mark "
+            "inserted sentences, so they must come in [ ] pairs"
+        ) from None
     if "\x00" in clean:
         raise ValueError("text contains a NUL character (binary data, not text)")
     problem = language_problem(clean)

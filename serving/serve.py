@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from serving.bundle import read_metadata, resolve_bundle
-from serving.defaults import REPO
+from serving.defaults import HOST, PORT, REPO
 from serving.errors import InputError
 
 SERVICE = "serving.service:Mudraj"
@@ -45,7 +45,7 @@ def serve_env(model: Path | str | None = None, workers: int | None = None, threa
     return env
 
 
-def serve_command(host: str = "127.0.0.1", port: int = 3000) -> list[str]:
+def serve_command(host: str = HOST, port: int = PORT) -> list[str]:
     return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(int(port)),
             "--working-dir", str(REPO)]
 
@@ -82,7 +82,7 @@ def check_port(host: str, port: int) -> None:
     raise InputError(f"cannot listen on {host}:{port}: {failure.strerror}") from None
 
 
-def serve(model: Path | None, host: str = "127.0.0.1", port: int = 3000, workers: int | None = None,
+def serve(model: Path | None, host: str = HOST, port: int = PORT, workers: int | None = None,
           threads: int | None = None) -> None:
     """Serve `model` (a bundle folder; None: $MUDRAJ_MODEL or the default) until interrupted.
 

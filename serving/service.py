@@ -42,7 +42,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.brackets import strip_brackets
+from serving.brackets import offsets_text
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
 from serving.http import JSON_ERRORS, MudrajService, docs_page, quiet_client_errors
@@ -51,7 +51,6 @@ from serving.middleware import (Admission, BodyLimit, SecurityHeaders, StrictReq
 from serving.schema import (BODY_TIMEOUT, MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
                             METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
                             SentencesInput, env_int)
-from serving.batch.inputs import without_bom
 from serving.kinds import describe
 from serving.predictor import DeadlineExceeded, Predictor, decide
 
@@ -239,11 +238,9 @@ class Mudraj:
 
     def _results(self, texts: list[str], thr: float) -> list[dict]:
         """Raises DeadlineExceeded when the request's deadline (MUDRAJ_TIMEOUT) passes."""
-        bare = [without_bom(t) for t in texts]
+        bare = [offsets_text(t) for t in texts]
         out = []
         for text, clean, preds in zip(texts, bare, self.predictor.predict_texts(bare, thr, request_deadline())):
-            if "[" in clean or "]" in clean:
-                clean = strip_brackets(clean)[0]
             out.append({
                 "sentences": [Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score,
                                        kind=p.kind) for p in preds],

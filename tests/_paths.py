@@ -20,3 +20,29 @@ def need_corpus() -> Path:
     if not any(CORPUS.glob("*.zip")):
         pytest.skip(f"needs the SaudiNewsNet corpus in {CORPUS} (../shared is not beside this clone)")
     return CORPUS
+
+
+def service_endpoints() -> list[str]:
+    """The POST routes of the service, read from serving/service.py (every method under @bentoml.api), so a
+    new endpoint is fuzzed, size-limited and documented without anyone editing a list in the tests."""
+    import ast
+
+    tree = ast.parse((REPO / "serving" / "service.py").read_text(encoding="utf-8"))
+    routes = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for dec in node.decorator_list:
+                target = dec.func if isinstance(dec, ast.Call) else dec
+                if isinstance(target, ast.Attribute) and target.attr == "api":
+                    route = next((k.value.value for k in getattr(dec, "keywords", []) if k.arg == "route"), None)
+                    routes.append(route or f"/{node.name}")
+    return sorted(routes)
+
+
+def cli_commands() -> list[str]:
+    """Every `mudraj` command and command group, from the typer app itself."""
+    import typer
+
+    from training.cli import app
+
+    return sorted(typer.main.get_command(app).commands)

@@ -42,3 +42,15 @@ def built_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     build(REPO / "data", corpus.parent, out)
     return out
+
+
+# Fixtures that train a model, build the corpus, start a server or a browser: a test that uses one is
+# `slow` (left out by `make test-fast`, run by `make test` and CI).
+HEAVY_FIXTURES = {"tiny_run", "tiny_bundle", "built_corpus", "server", "tight_server", "api_schema", "browser",
+                  "kind_bundle", "fitted", "article_run", "article_bundle", "calibrated", "converted"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -13,20 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from serving.brackets import FormatError, decode_utf8, strip_brackets
+from serving.brackets import FormatError, decode_utf8, strip_brackets, without_bom
 from serving.normalize import ARABIC_LETTER
 
 MAX_ARTICLE_CHARS = 1_000_000
 SUFFIXES = (".txt", ".jsonl", ".parquet")  # what a folder is searched for
 STDIN = "-"  # as an input path: one article from standard input
-BOM = "\ufeff"
 NO_ARABIC = "text has no Arabic letters (Mudraj reads Arabic news articles)"
-
-
-def without_bom(text: str) -> str:
-    """The text offsets refer to, for the CLI and the service alike: the text as submitted, less one
-    leading byte-order mark (U+FEFF is a file's encoding signature, not part of the article)."""
-    return text[1:] if text.startswith(BOM) else text
 
 
 def has_arabic(text: str) -> bool:
@@ -233,20 +226,40 @@ def _stdin_bytes() -> bytes:
     return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
 
 
+def input_kind(path: Path) -> str:
+    """The one dispatch on an input path, for the local and the Ray engine: "stdin", "jsonl", "parquet"
+    or "txt" (suffixes in any case); anything else is refused, naming the file."""
+    if str(path) == STDIN:
+        return "stdin"
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".parquet"):
+        return suffix[1:]
+    if suffix in ("", ".txt"):
+        return "txt"
+    raise FormatError(str(path), None, f"{path.suffix} is not an input Mudraj reads: give .txt (one "
+                                       "article), .jsonl ({\"id\", \"text\"} a line) or .parquet (id and "
+                                       "text columns)")
+
+
+def unique_id(art_id: str, where: str, seen: dict[str, str], line: int | None = None) -> None:
+    """The one duplicate-id check of both engines: `seen` maps each id to where it was first read."""
+    if art_id in seen:
+        raise FormatError(where, line, f"duplicate id {art_id!r} (also {seen[art_id]}); ids must be unique "
+                                       "across all inputs")
+    seen[art_id] = where if line is None else f"{where}:{line}"
+
+
 def _read_all(paths: Iterable[Path]) -> Iterator[RawArticle]:
     for path in expand(paths):
-        if str(path) == STDIN:
+        kind = input_kind(path)
+        if kind == "stdin":
             yield _read_txt(_stdin_bytes(), "stdin", "<stdin>")
-        elif path.suffix.lower() == ".jsonl":
+        elif kind == "jsonl":
             yield from _read_jsonl(path)
-        elif path.suffix.lower() == ".parquet":
+        elif kind == "parquet":
             yield from read_parquet(path)
-        elif path.suffix.lower() in ("", ".txt"):
-            yield read_txt(path)
         else:
-            raise FormatError(str(path), None, f"{path.suffix} is not an input Mudraj reads: give .txt (one "
-                                               "article), .jsonl ({\"id\", \"text\"} a line) or .parquet (id and "
-                                               "text columns)")
+            yield read_txt(path)
 
 
 def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
@@ -254,10 +267,7 @@ def read_articles(paths: Iterable[Path]) -> Iterator[RawArticle]:
     An id seen twice, in one file or across inputs, is an error naming both places."""
     seen: dict[str, str] = {}
     for art in _read_all(paths):
-        if art.id in seen:
-            raise FormatError(art.source, art.line, f"duplicate id {art.id!r} (also {seen[art.id]}); "
-                                                    "ids must be unique across all inputs")
-        seen[art.id] = art.source if art.line is None else f"{art.source}:{art.line}"
+        unique_id(art.id, art.source, seen, art.line)
         yield art
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from serving.brackets import FormatError
-from serving.batch.inputs import STDIN, expand, jsonl_article, jsonl_lines, parquet_file, read_parquet, read_txt
+from serving.batch.inputs import expand, input_kind, jsonl_article, unique_id, jsonl_lines, parquet_file, read_parquet, read_txt
 from serving.batch.output import Format, parquet_bytes, render
 from serving.batch.io import atomic_write_bytes, atomic_write_json
 from serving.errors import InputError, UserError
@@ -62,7 +62,7 @@ def _jsonl_shards(path: Path, size: int, seen: dict[str, str]) -> Iterator[tuple
     count, start, first = 0, 0, 1
     for lineno, pos, end, rec in jsonl_lines(path):
         art = jsonl_article(path, lineno, rec)
-        _unique(art.id, f"{path}:{lineno}", seen)
+        unique_id(art.id, str(path), seen, lineno)
         if count == 0:
             start, first = pos, lineno
         count += 1
@@ -71,12 +71,6 @@ def _jsonl_shards(path: Path, size: int, seen: dict[str, str]) -> Iterator[tuple
             count = 0
     if count:
         yield start, end, first, count
-
-
-def _unique(art_id: str, where: str, seen: dict[str, str]) -> None:
-    if art_id in seen:
-        raise FormatError(where, None, f"duplicate id {art_id!r} (also {seen[art_id]}); ids must be unique across all inputs")
-    seen[art_id] = where
 
 
 def plan_shards(inputs: Iterable[Path], shard_size: int = SHARD_SIZE) -> list[Shard]:
@@ -96,27 +90,28 @@ def plan_shards(inputs: Iterable[Path], shard_size: int = SHARD_SIZE) -> list[Sh
             txt.clear()
 
     for f in expand(inputs):
-        if str(f) == STDIN:
+        kind = input_kind(f)
+        if kind == "stdin":
             raise InputError("--engine ray reads files, not standard input: save the article as a .txt file")
-        if f.suffix == ".jsonl":
+        if kind == "jsonl":
             flush()
             ranges = list(_jsonl_shards(f, shard_size, seen))
             if not ranges:
                 raise FormatError(str(f), None, "empty file: no JSON lines")
             for start, end, first, n in ranges:
                 add("jsonl", [f], start=start, end=end, first_line=first, articles=n)
-        elif f.suffix == ".parquet":
+        elif kind == "parquet":
             flush()
             pf = parquet_file(f)
             ids = pf.read(columns=["id"]).column("id").to_pylist()
             if not ids:
                 raise FormatError(str(f), None, "empty file: no rows")
             for row, art_id in enumerate(ids, 1):
-                _unique(str(art_id), f"{f} row {row}", seen)
+                unique_id(str(art_id), f"{f} row {row}", seen)
             for lo in range(0, len(ids), shard_size):
                 add("parquet", [f], start=lo, end=min(len(ids), lo + shard_size), articles=min(shard_size, len(ids) - lo))
         else:
-            _unique(f.stem, str(f), seen)
+            unique_id(f.stem, str(f), seen)
             txt.append(f)
             if len(txt) == shard_size:
                 flush()

@@ -11,12 +11,12 @@ schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.slow
 
-from tests._paths import REPO  # noqa: E402
+from tests._paths import REPO, service_endpoints  # noqa: E402
 
 LOG = REPO / "artifacts" / "fuzz-inputs.jsonl"
 
 
-ENDPOINTS = ["/classify", "/classify_batch", "/classify_sentences", "/model_card"]
+ENDPOINTS = service_endpoints()  # from serving/service.py: /compare too
 
 
 @pytest.fixture(scope="module")

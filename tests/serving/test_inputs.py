@@ -95,7 +95,7 @@ def test_stdin_is_one_article_with_id_stdin(tmp_path, monkeypatch):
 
 
 def test_one_leading_byte_order_mark_is_dropped_as_the_service_drops_it(tmp_path):
-    """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.batch.inputs.without_bom)."""
+    """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.brackets.offsets_text)."""
     (tmp_path / "a.txt").write_bytes("\ufeff\ufeffنص.".encode())
     (tmp_path / "b.jsonl").write_bytes("\ufeff".encode() + json.dumps({"id": "b", "text": "\ufeffنص."}).encode() + b"\n")
     a, b = read_articles([tmp_path])

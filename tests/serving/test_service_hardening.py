@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from tests._paths import service_endpoints
 from tests.serving.conftest import CLEAN_ENV
 
 requests = pytest.importorskip("requests")
@@ -25,7 +26,7 @@ psutil = pytest.importorskip("psutil")
 pytestmark = pytest.mark.slow
 
 ARTICLE = "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة. ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."
-POST_ENDPOINTS = ["/classify", "/classify_batch", "/classify_sentences", "/model_card"]
+POST_ENDPOINTS = service_endpoints()  # from serving/service.py: /compare too
 
 
 JSON = {"Content-Type": "application/json"}

@@ -145,9 +145,19 @@ def test_the_cli_trains_exports_and_predicts_an_article_model(article_bundle, tm
     res = CliRunner().invoke(app, ["predict", str(article), "--model", str(article_bundle), "--format", "jsonl"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.output.strip().splitlines()[-1])
-    assert row["sentences"] and {"start", "end", "label", "score"} <= set(row["sentences"][0])
+    # The command's labels are the predictor's on the bracket-free text, sentence by sentence, with
+    # offsets into that text.
+    from serving.brackets import offsets_text
+    from serving.predictor import Predictor
+
+    text = offsets_text(article.read_text(encoding="utf-8"))
+    want = [s.as_dict() for s in Predictor(article_bundle).predict_texts([text])[0]]
+    assert row["id"] == article.stem and row["sentences"] == want and len(want) >= 3
+    assert all(text[s["start"]: s["end"]] == s["text"] for s in row["sentences"])
+    assert set(row) >= {"id", "sentences"}
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp_path):
     from training.ship.export import export
     from training.model.train import train

@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from tests._paths import REPO, TINY_DATA
+from tests._paths import REPO, TINY_DATA, cli_commands
 from training.cli import app
 
 runner = CliRunner()
@@ -70,8 +70,11 @@ def test_a_bug_is_not_disguised_as_a_user_error(tiny_bundle, tmp_path, monkeypat
     assert isinstance(res.exception, KeyError) and res.exit_code == 1
 
 
-@pytest.mark.parametrize("cmd", ["train", "export", "predict", "serve", "segment", "backbone", "evaluate",
-                                 "calibrate", "prune", "release", "audit", "corpus"])
+def test_the_command_list_is_the_apps_own():
+    assert {"predict", "compare", "serve", "diff", "transfer", "report", "gate", "kinds", "corpus"} <= set(cli_commands())
+
+
+@pytest.mark.parametrize("cmd", cli_commands())
 def test_every_command_has_help(cmd):
     res = runner.invoke(app, [cmd, "--help"])
     assert res.exit_code == 0 and "Usage" in res.output
@@ -211,7 +214,7 @@ def test_duplicate_ids_across_inputs_name_both_sources(tiny_bundle, tmp_path):
 def test_offsets_follow_the_service_rule_for_a_byte_order_mark(tiny_bundle, tmp_path):
     """Offsets refer to the text less one leading U+FEFF, whether it comes from a .txt file, a JSONL
     "text" field or standard input: the same offsets the service gives for the same text."""
-    from serving.batch.inputs import without_bom
+    from serving.brackets import without_bom
     from serving.predictor import Predictor
 
     for text in (ARTICLE, "\ufeff" + ARTICLE, "\ufeff\ufeff" + ARTICLE):

@@ -144,6 +144,7 @@ def test_rebuilt_charsmap_normalises(bin_file):
     assert norm.normalize_str(shadda_fatha + " plain") == shadda_fatha + " plain"
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_rebuilt_tokenizer_matches_shipped(bin_file):
     shipped = tokenizer.shipped_tokenizer_path()
     if shipped is None:

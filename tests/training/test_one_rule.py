@@ -86,3 +86,17 @@ def test_a_bug_inside_a_command_shows_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setenv("MUDRAJ_DEBUG", "1")
     r = CliRunner().invoke(app, ["segment", str(tmp_path / "a.txt")])
     assert isinstance(r.exception, InputError)
+
+
+def test_calibration_state_is_read_from_the_bundle(tiny_bundle, tmp_path):
+    """transfer resumes by the stored state: an exported bundle is not calibrated until calibrate stores it."""
+    import shutil
+
+    from tests._paths import TINY_DATA
+    from training.ship.calibrate import calibrate, is_calibrated
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    assert not is_calibrated(bundle)
+    calibrate(bundle, [TINY_DATA])
+    assert is_calibrated(bundle)

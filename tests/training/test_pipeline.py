@@ -128,6 +128,7 @@ def test_serving_never_imports_torch(tiny_bundle):
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     from training.model.config import TrainConfig
     from training.model.train import train
@@ -151,6 +152,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert max(float(abs(a[k] - c[k]).max()) for k in a) > 1e-4  # and training did move them
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_unigram_backbone_without_context_trains_and_exports(tmp_path):
     from training.model.config import TrainConfig
     from training.ship.export import export

@@ -1,3 +1,4 @@
+import pytest
 """Vocabulary pruning keeps predictions on the reference text unchanged."""
 import json
 
@@ -11,6 +12,7 @@ from training.ship.prune import prune
 from training.model.train import train
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_pruned_bundle_predicts_the_same_on_reference_text(tmp_path):
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["backbone=tiny-unigram", "max_steps=4", f"output_dir={tmp_path / 'run'}"]))

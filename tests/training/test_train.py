@@ -77,6 +77,7 @@ def _weights(run_dir):
     return load_file(run_dir / "model" / "model.safetensors")
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_class_weight_and_frozen_embeddings_change_training_as_documented(tmp_path):
     from safetensors.numpy import load_file
 
@@ -100,6 +101,7 @@ def test_class_weight_and_frozen_embeddings_change_training_as_documented(tmp_pa
     assert float(np.abs(frozen_q - original[next(k for k in original if k.endswith(q))]).max()) > 1e-6
 
 
+@pytest.mark.slow  # trains or converts a model
 def test_init_from_starts_a_run_from_a_finished_runs_weights(tiny_run, tmp_path):
     """A second stage: with a learning rate of ~0 the new run's weights are the first run's, not the
     backbone's; a run of another model type is refused before any training."""

@@ -12,6 +12,7 @@ import typer
 from training.cli.common import app, bundle_of, check_out, fail, guard
 
 from serving.batch.output import Format
+from serving.compare import FLOOR
 from serving.errors import InputError
 
 
@@ -27,7 +28,7 @@ def compare(source: Path = typer.Argument(..., help="the original text (.txt, or
             fmt: Optional[CompareFormat] = typer.Option(None, "--format", "-f", help="jsonl or table (default: "
                                                         "jsonl for an --out ending .jsonl, else table)"),
             threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
-            floor: float = typer.Option(70.0, help="similarity (0-100) from which a changed sentence is 'edited'"),
+            floor: float = typer.Option(FLOOR, help="similarity (0-100) from which a changed sentence is 'edited'"),
             out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)")):
     """Compare a published text with its source: kept, edited (with changes), added, dropped sentences,
     and the model's score on each published sentence."""

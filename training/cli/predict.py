@@ -14,6 +14,7 @@ from training.cli import common
 from training.cli.common import app, bundle_of, check_out, fail, guard
 
 from serving.batch.output import Format
+from serving.batch.ray_engine import SHARD_SIZE  # light: Ray itself is imported inside run()
 from serving.errors import InputError
 
 PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
@@ -43,7 +44,7 @@ def predict(inputs: List[Path] = typer.Argument(..., help=".txt files, folders, 
                                                   "default: start Ray on this machine"),
             workers: Optional[int] = typer.Option(None, min=1, help="--engine ray: actors, each with one model "
                                                   "(default: the cluster's CPUs / 2)"),
-            shard_size: int = typer.Option(1000, min=1, help="--engine ray: articles a part"),
+            shard_size: int = typer.Option(SHARD_SIZE, min=1, help="--engine ray: articles a part"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary on stderr")):
     """Label every sentence of each article (JSONL: one record per article)."""
 

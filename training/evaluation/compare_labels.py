@@ -20,7 +20,7 @@ from serving.compare import align, comparable
 from serving.batch.inputs import read_articles, read_jsonl
 from training.corpus.articles import Article, Sentence
 
-EDGE = " \"'«»“”"  # quote marks at a sentence's edge may be segmented with either neighbour
+from serving.compare import EDGE  # quote marks at a sentence's edge may be segmented with either neighbour
 
 
 def _pairs(paths: Iterable[Path]):

@@ -37,7 +37,7 @@ def source_split(test: Path, source: str, out: Path) -> Path:
 def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data: Path, test: Path,
                   reports: Path, runs: Path) -> dict:
     """One row of the table: train without `source`, evaluate on its test articles; returns the report."""
-    from training.ship.calibrate import calibrate
+    from training.ship.calibrate import calibrate, is_calibrated
     from training.model.config import TrainConfig
     from training.corpus.build import build
     from training.evaluation.evaluate import evaluate
@@ -57,6 +57,7 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
     bundle = run / "bundle"
     if not (bundle / "metadata.json").is_file():
         export(run, bundle)
+    if not is_calibrated(bundle):  # stored state: an export whose calibration was interrupted is calibrated now
         calibrate(bundle, [corpus / "dev.jsonl"])
     held_out = source_split(test, source, D.REPO / "build" / "transfer" / f"test-{source}.jsonl")
     genuine = genuine_of(test.parent, source, D.REPO / "build" / "transfer" / f"genuine-{source}.jsonl")

@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Sequence
 
 
-from serving.bundle import METADATA, BundleError, resolve_bundle
+from serving.bundle import BundleError, METADATA, resolve_bundle, write_metadata
 from serving.predictor import flags, Predictor, sigmoid
 from training.corpus.articles import load_articles
 from training.defaults import GENUINE_FLAG_RATE, TARGET_FALSE_ALARM_RATE
-from serving.batch.io import atomic_write_json
 from training.evaluation.evaluate import score
 from training.evaluation.metrics import choose_threshold, fit_temperature, metrics
 from serving.errors import InputError
+
+
+def is_calibrated(bundle: Path) -> bool:
+    """Whether `calibrate` has stored its threshold and temperature in the bundle (metrics.dev_calibrated),
+    read from the bundle itself rather than guessed from which files exist."""
+    meta = json.loads((Path(bundle) / METADATA).read_text(encoding="utf-8"))
+    return "dev_calibrated" in meta.get("metrics", {})
 
 
 def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None = TARGET_FALSE_ALARM_RATE,
@@ -71,5 +77,5 @@ def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None
     meta = json.loads((bundle / METADATA).read_text(encoding="utf-8"))
     meta.update(threshold=threshold, temperature=temperature)
     meta.setdefault("metrics", {})["dev_calibrated"] = {k: v for k, v in info.items() if k != "confusion"}
-    atomic_write_json(bundle / METADATA, meta)
+    write_metadata(bundle, meta)
     return info

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import LABELS, METADATA, MODEL_FILES, sha256_file
+from serving.bundle import LABELS, MODEL_FILES, write_metadata
 from serving.defaults import default_threads
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.windows import ArticleEncoder, pad_windows
 from training.corpus.articles import load_articles
 from training.defaults import EXPORT_ATOL as ATOL
 from training.defaults import MAX_INT8_LABEL_CHANGE
-from serving.batch.io import atomic_dir, atomic_write_json
+from serving.batch.io import atomic_dir
 from serving.errors import InputError, MissingError
 
 
@@ -187,7 +187,6 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             if 1 - agreement > max_int8_label_change:
                 raise ParityError(f"int8 changes {1 - agreement:.1%} of dev labels > {max_int8_label_change:.0%}")
         shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         meta = {
             "name": name or cfg["name"],
             "version": datetime.now(timezone.utc).strftime("%Y.%m.%d"),
@@ -206,7 +205,6 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             "metrics": {"dev": run["dev_metrics"]},
             "parity": {**parity, "atol": atol, "max_int8_label_change": max_int8_label_change},
             "export_seconds": round(time.time() - t0, 2),
-            "files": files,
         }
-        atomic_write_json(tmp / METADATA, meta)
+        write_metadata(tmp, meta, checksums=True)
     return out

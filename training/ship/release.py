@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import METADATA, MODEL_FILES, sha256_file
+from serving.bundle import METADATA, MODEL_FILES, write_metadata
 from serving.predictor import Predictor, sigmoid
 from training.corpus.articles import load_articles
 from training.model.backbones import BACKBONE_NOTES
@@ -89,8 +89,7 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
         meta["name"] = out.name
         meta["metrics"]["test"] = {k: v for k, v in report["test"].items() if k != "confusion"}
         meta["pruning"] = stats
-        meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-        atomic_write_json(tmp / METADATA, meta)
+        write_metadata(tmp, meta, checksums=True)
         atomic_write_text(tmp / "README.md", model_card(meta, report, ex, run_dir))
     size = sum(p.stat().st_size for p in out.iterdir())
     return {"bundle": str(out), "bytes": size, "pruning": stats, "test": report["test"],
