@@ -32,11 +32,11 @@ from pathlib import Path
 
 import psutil
 import requests
-
 from http_load import article, tree_rss_mb
+
+from serving.batch.io import atomic_write_json
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.serve import ServerProcess
-from serving.batch.io import atomic_write_json
 
 SMALL = "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة. ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."
 

@@ -26,12 +26,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from serving.batch.io import atomic_write_json
 from serving.bundle import METADATA, MODEL_FILES, read_metadata, sha256_file
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.predictor import Predictor, sigmoid
 from training.corpus.articles import load_articles
 from training.defaults import CORPUS_DIR
-from serving.batch.io import atomic_write_json
 
 
 def cpu() -> dict:

@@ -23,9 +23,9 @@ from pathlib import Path
 import psutil
 import requests
 
+from serving.batch.io import atomic_write_json
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.serve import ServerProcess
-from serving.batch.io import atomic_write_json
 
 
 def article(n_sentences: int = 25) -> str:

@@ -99,10 +99,10 @@ def main() -> None:
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
-    from serving.bundle import read_metadata
     from serving.batch.inputs import read_jsonl
-    from serving.predictor import Predictor
     from serving.batch.io import atomic_write_json
+    from serving.bundle import read_metadata
+    from serving.predictor import Predictor
 
     texts = [r["text"] for _, r in read_jsonl(a.data)]
     if len(texts) > a.articles:  # a seeded sample across the file (a split file is sorted by source)

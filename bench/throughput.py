@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from serving.batch.io import atomic_write_json
-
 from serving.features import pad_batch
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 from serving.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent  # the repository root (an editable install)

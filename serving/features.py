@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from serving.normalize import check_steps, normalize, sanitize
 from serving.errors import InputError
+from serving.normalize import check_steps, normalize, sanitize
 
 
 @dataclass(frozen=True)

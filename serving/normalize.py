@@ -16,6 +16,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from typing import Callable, Sequence
+
 from serving.errors import InputError
 
 # What counts as an Arabic letter, everywhere in Mudraj: the Arabic block's letters (with tatweel), the

@@ -15,10 +15,10 @@ import onnxruntime as ort
 from serving.brackets import offsets_text
 from serving.bundle import LABELS, MODEL_FILES, MODEL_TYPES, read_metadata
 from serving.defaults import default_threads
+from serving.errors import InputError, MissingError
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.segment import segment
 from serving.windows import ArticleEncoder, pad_windows
-from serving.errors import InputError, MissingError
 
 
 @dataclass

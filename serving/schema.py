@@ -7,11 +7,19 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from serving.brackets import FormatError
 from serving.batch.inputs import language_problem
-from serving.brackets import offsets_text, without_bom
+from serving.brackets import FormatError, offsets_text, without_bom
 
 # ---------------------------------------------------------------- settings
 

@@ -36,9 +36,9 @@ from typing import Any, Optional, Union
 import bentoml
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -46,13 +46,36 @@ from serving.brackets import offsets_text
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
 from serving.http import JSON_ERRORS, MudrajService, docs_page, quiet_client_errors
-from serving.middleware import (Admission, BodyLimit, SecurityHeaders, StrictRequests, TidyValidationErrors,
-                                deadline_response, error_response, request_deadline)
-from serving.schema import (BODY_TIMEOUT, MAX_ARTICLES, MAX_BODY_BYTES, MAX_CHARS, MAX_QUEUE, MAX_REQUEST_CHARS, MAX_SENTENCES,
-                            METRICS, TIMEOUT, ArticleIn, BatchInput, ClassifyInput, CompareInput, ModelCardInput,
-                            SentencesInput, env_int)
 from serving.kinds import describe
+from serving.middleware import (
+    Admission,
+    BodyLimit,
+    SecurityHeaders,
+    StrictRequests,
+    TidyValidationErrors,
+    deadline_response,
+    error_response,
+    request_deadline,
+)
 from serving.predictor import DeadlineExceeded, Predictor, decide
+from serving.schema import (
+    BODY_TIMEOUT,
+    MAX_ARTICLES,
+    MAX_BODY_BYTES,
+    MAX_CHARS,
+    MAX_QUEUE,
+    MAX_REQUEST_CHARS,
+    MAX_SENTENCES,
+    METRICS,
+    TIMEOUT,
+    ArticleIn,
+    BatchInput,
+    ClassifyInput,
+    CompareInput,
+    ModelCardInput,
+    SentencesInput,
+    env_int,
+)
 
 logger = logging.getLogger("bentoml.mudraj")
 

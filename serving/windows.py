@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from serving.features import Encoder
 from serving.errors import InputError
+from serving.features import Encoder
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Sequence
 
 import click
+
 from serving.errors import InputError
 
 if TYPE_CHECKING:  # the CLI imports this module at start: no onnxruntime for the option's choices

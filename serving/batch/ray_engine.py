@@ -26,10 +26,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from serving.brackets import FormatError
-from serving.batch.inputs import expand, input_kind, jsonl_article, unique_id, jsonl_lines, parquet_file, read_parquet, read_txt
-from serving.batch.output import Format, parquet_bytes, render
+from serving.batch.inputs import (
+    expand,
+    input_kind,
+    jsonl_article,
+    jsonl_lines,
+    parquet_file,
+    read_parquet,
+    read_txt,
+    unique_id,
+)
 from serving.batch.io import atomic_write_bytes, atomic_write_json
+from serving.batch.output import Format, parquet_bytes, render
+from serving.brackets import FormatError
 from serving.errors import InputError, UserError
 
 SHARD_SIZE = 1000  # articles a shard

@@ -8,9 +8,9 @@ change a label.
 """
 import pytest
 
-from tests._paths import need_example
 from serving.brackets import strip_brackets
 from serving.defaults import DEFAULT_MODEL
+from tests._paths import need_example
 from training.evaluation.cpu_emulation import AVX2_ONLY, compare, predict_labels, probe, qemu, write_articles
 
 pytestmark = [

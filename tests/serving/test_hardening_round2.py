@@ -97,8 +97,8 @@ def test_item14_the_format_follows_the_output_suffix_and_contradictions_are_refu
 
 
 def test_item18_legacy_encodings_and_suffixes_get_clear_answers(tmp_path):
-    from serving.brackets import FormatError
     from serving.batch.inputs import read_articles
+    from serving.brackets import FormatError
 
     (tmp_path / "a.txt").write_bytes(ARTICLE.encode("cp1256"))
     (tmp_path / "b.txt").write_bytes(ARTICLE.encode("utf-16"))
@@ -290,7 +290,7 @@ def test_item6_a_merge_and_a_split_are_edits_of_the_sentences_they_join():
     assert [(c.op, c.source_text, c.published_text) for c in edit.changes] == [("replace", ".", "،")]
     rows = align(MERGE_PUB, MERGE_SRC)  # the other way round: one sentence cut in two
     assert summary(rows) == {"kept": 1, "edited": 2, "added": 0, "dropped": 0}
-    assert all(not r.published.text[0] in "،,؛;:" for r in rows if r.status == "added")
+    assert all(r.published.text[0] not in "،,؛;:" for r in rows if r.status == "added")
 
 
 def test_item6_an_added_clause_never_starts_with_a_comma():

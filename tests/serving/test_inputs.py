@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.brackets import FormatError
 from serving.batch.inputs import read_articles
+from serving.brackets import FormatError
 
 
 def test_reads_txt_folder_and_jsonl(tmp_path):

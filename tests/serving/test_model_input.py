@@ -4,7 +4,8 @@ article move no score and change no sentence (issue 12, point 6).
 Run on the shipped bundle and on the tiny test bundle; the articles are written here.
 """
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from serving.predictor import Predictor
 from tests._paths import REPO

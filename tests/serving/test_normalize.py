@@ -1,7 +1,8 @@
 import unicodedata
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serving.normalize import check_steps, normalize, sanitize
 

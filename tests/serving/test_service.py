@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-import statistics
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,6 +20,7 @@ from serving.segment import segment  # noqa: E402
 pytestmark = pytest.mark.slow
 
 from tests._paths import REPO, service_endpoints  # noqa: E402
+
 SAMPLE = REPO / "serving" / "static" / "sample.txt"
 
 

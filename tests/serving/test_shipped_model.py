@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from tests._paths import REPO, need_example
 from serving.brackets import strip_brackets
 from serving.bundle import read_metadata
 from serving.predictor import Predictor, sigmoid
+from tests._paths import REPO, need_example
 
 BUNDLE = REPO / "models" / "mudraj-e5-small"
 pytestmark = pytest.mark.skipif(not (BUNDLE / "metadata.json").is_file(), reason=f"{BUNDLE} not released yet")

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from tests._paths import REPO, TINY_DATA
 from serving.bundle import read_metadata
 from serving.predictor import Predictor
 from serving.windows import ArticleEncoder, pad_windows
+from tests._paths import REPO, TINY_DATA
 from training.model.config import TrainConfig
 
 torch = pytest.importorskip("torch")
@@ -159,8 +159,8 @@ def test_the_cli_trains_exports_and_predicts_an_article_model(article_bundle, tm
 
 @pytest.mark.slow  # trains or converts a model
 def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp_path):
-    from training.ship.export import export
     from training.model.train import train
+    from training.ship.export import export
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["model_type=article", "max_length=128", "encoder_layers=1", "max_steps=2",

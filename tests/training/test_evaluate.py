@@ -7,11 +7,10 @@ import pytest
 
 from serving.predictor import Predictor, flags, sigmoid
 from tests._paths import TINY_DATA
-from training.evaluation.metrics import choose_threshold, fit_temperature
-from training.ship.calibrate import calibrate
 from training.corpus.articles import load_articles
 from training.evaluation.evaluate import evaluate, score
-from training.evaluation.metrics import breakdown, expected_calibration_error
+from training.evaluation.metrics import breakdown, choose_threshold, expected_calibration_error, fit_temperature
+from training.ship.calibrate import calibrate
 from training.ship.release import model_card
 
 TARGET = 0.1  # 43 reporting sentences in data/tiny: at most 4 false alarms

@@ -13,10 +13,12 @@ from serving.brackets import FormatError
 from serving.predictor import Predictor, sigmoid
 from tests._paths import TINY_DATA
 from training.corpus import genuine as G
-from training.ship.calibrate import calibrate
-from training.evaluation.evaluate import evaluate, score
 from training.corpus.hosts import Candidate, Host
+from training.evaluation.evaluate import evaluate, score
 from training.ship import gate as R
+from training.ship.calibrate import calibrate
+
+
 def _pooled(n_train=40, n_dev=10, n_test=10):
     rng = random.Random(0)
     out = []

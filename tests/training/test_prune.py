@@ -1,15 +1,15 @@
-import pytest
 """Vocabulary pruning keeps predictions on the reference text unchanged."""
 import json
 
 import numpy as np
+import pytest
 
-from tests._paths import REPO, TINY_DATA
 from serving.predictor import Predictor
+from tests._paths import REPO, TINY_DATA
 from training.model.config import TrainConfig
+from training.model.train import train
 from training.ship.export import export
 from training.ship.prune import prune
-from training.model.train import train
 
 
 @pytest.mark.slow  # trains or converts a model

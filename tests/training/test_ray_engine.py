@@ -238,8 +238,8 @@ def test_workers_and_threads_beyond_the_machine_are_refused_before_any_work(tiny
 
 
 def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):
-    from serving.brackets import FormatError
     from serving.batch.ray_engine import plan_shards
+    from serving.brackets import FormatError
 
     text = _texts()[0]
     (tmp_path / "a.jsonl").write_text(json.dumps({"id": "x", "text": text}, ensure_ascii=False) + "\n\n"

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from tests._paths import REPO, TINY_DATA
 from serving.bundle import read_metadata
 from serving.predictor import Predictor
+from tests._paths import REPO, TINY_DATA
 from training.model.config import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ def _corpus_dir(tmp_path):
 
 @pytest.mark.parametrize("model_type", ["pair", "article"])
 def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, model_type):
-    from training.ship.release import release
     from training.model.train import train
+    from training.ship.release import release
 
     run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
                                  ["backbone=tiny-unigram", "max_steps=6", f"output_dir={tmp_path / 'run'}",

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from training.corpus import sources as S
 from serving.segment import segment
+from training.corpus import sources as S
 from training.corpus.hosts import assess
 
 SENTS = [

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tests._paths import REPO, TINY_DATA
-from training.model.config import TrainConfig
 from training.corpus.articles import load_articles
+from training.model.config import TrainConfig
 
 torch = pytest.importorskip("torch")
 

@@ -9,11 +9,10 @@ from typing import Optional
 
 import typer
 
-from training.cli.common import app, bundle_of, check_out, fail, guard
-
 from serving.batch.output import Format
 from serving.compare import FLOOR
 from serving.errors import InputError
+from training.cli.common import app, bundle_of, check_out, fail, guard
 
 
 class CompareFormat(str, Enum):
@@ -48,9 +47,9 @@ def compare(source: Path = typer.Argument(..., help="the original text (.txt, or
         fail(f"--floor must be in (0, 100], got {floor}")
     if out:
         check_out(out)
-    from serving.compare import comparable, compare
     from serving.batch.inputs import language_problem, read_articles
     from serving.batch.output import render_compare
+    from serving.compare import comparable, compare
     from serving.predictor import Predictor
 
     def read(path: Path) -> str:

@@ -19,10 +19,10 @@ def corpus_select(corpora: Path = CORPORA_OPT,
                   seed: int = typer.Option(D.HOST_SEED)):
     """Extend the host selection from every source: genres (zero-shot, cached in build/genres.jsonl),
     genre balance, new outlets split into dev/test. Hosts already selected are kept as they are."""
-    from training.corpus.splits import read_splits
-    from training.corpus.hosts import read_selection, write_selection
     from serving.batch.io import atomic_write_json
+    from training.corpus.hosts import read_selection, write_selection
     from training.corpus.selection import assign_splits, read_rejected, select_all, summary
+    from training.corpus.splits import read_splits
 
     def run():
         hosts_file, splits_file = data / "hosts.jsonl", data / "splits.json"
@@ -51,8 +51,8 @@ def corpus_show(host_id: str, corpora: Path = CORPORA_OPT):
 @corpus_app.command("check")
 def corpus_check(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder")):
     """Validate the insertions and print their distribution."""
-    from training.corpus.insertions import check, insertion_files, read_insertions
     from training.corpus.hosts import read_selection
+    from training.corpus.insertions import check, insertion_files, read_insertions
     from training.corpus.sources import load_hosts
 
     def run():

@@ -66,9 +66,9 @@ def diff(old: Path = typer.Argument(..., help="report.json of the model in use")
             old_name: str = typer.Option("old", help="column title"),
             new_name: str = typer.Option("new", help="column title")):
     """Compare two evaluation reports cell by cell (training/evaluation/diff.py); exit 1 if a cell is worse."""
-    from training.evaluation.diff import diff as run_diff, markdown
-
     from serving.batch.io import atomic_write_text
+    from training.evaluation.diff import diff as run_diff
+    from training.evaluation.diff import markdown
 
     reports = []
     for path in (old, new):
@@ -99,10 +99,9 @@ def transfer(config: Path = typer.Option(D.REPO / "configs" / "e5-small.yaml", "
             out: Path = typer.Option(D.REPORTS / "transfer", help="report folder"),
             runs: Path = typer.Option(D.REPO / "runs", help="where the runs go")):
     """Leave-one-source-out: train without each host source, test on it (see training/evaluation/transfer.py)."""
-    from training.evaluation.transfer import leave_one_out, plot, table
-
     from serving.batch.io import atomic_write_json, atomic_write_text
     from training.corpus.sources import READERS as SOURCES
+    from training.evaluation.transfer import leave_one_out, plot, table
 
     chosen = sources or sorted(SOURCES)
     unknown = sorted(set(chosen) - set(SOURCES))

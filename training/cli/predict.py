@@ -10,12 +10,11 @@ from typing import List, Optional
 
 import typer
 
-from training.cli import common
-from training.cli.common import app, bundle_of, check_out, fail, guard
-
 from serving.batch.output import Format
 from serving.batch.ray_engine import SHARD_SIZE  # light: Ray itself is imported inside run()
 from serving.errors import InputError
+from training.cli import common
+from training.cli.common import app, bundle_of, check_out, fail, guard
 
 PROGRESS_MIN_ARTICLES = 20  # fewer, from files alone: no progress bar
 PROGRESS_EVERY = 1000  # not on a terminal: a progress line every this many articles

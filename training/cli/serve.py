@@ -7,7 +7,6 @@ from typing import Optional
 import typer
 
 from serving.defaults import HOST, PORT
-
 from training.cli.common import CORPORA_OPT, CORPUS_OPT, app, bundle_of, corpus_app, fail, guard  # noqa: F401 (one header for every stage module)
 
 

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from training import defaults as D  # light: paths and numbers only
 from serving.defaults import DEFAULT_MODEL
+from training import defaults as D  # light: paths and numbers only
 from training.cli.common import CORPORA_OPT, CORPUS_OPT, app, bundle_of, corpus_app, fail, guard  # noqa: F401 (one header for every stage module)
 
 
@@ -31,7 +31,8 @@ def export(run_dir: Path = typer.Argument(..., help="a finished training run"),
            atol: float = typer.Option(D.EXPORT_ATOL, help="max |logit| difference ONNX fp32 vs PyTorch"),
            max_int8_change: float = typer.Option(D.MAX_INT8_LABEL_CHANGE, help="max share of dev labels int8 may change")):
     """Export a run to an ONNX model bundle (fp32 + int8), checked for parity."""
-    from training.ship.export import ParityError, export as run_export
+    from training.ship.export import ParityError
+    from training.ship.export import export as run_export
 
     try:
         bundle = guard(lambda: run_export(run_dir, out, name=name, atol=atol, max_int8_label_change=max_int8_change))
@@ -101,7 +102,8 @@ def gate(shipped: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--
     """The release rule (issue 20): ship the candidate only if it beats the shipped model on unseen writers,
     flags no more genuine text, keeps the old test, every kind and the speed. Exit 1 when it does not."""
     from serving.batch.io import atomic_write_json, atomic_write_text
-    from training.ship.gate import gate as run_gate, render
+    from training.ship.gate import gate as run_gate
+    from training.ship.gate import render
 
     reports = {"shipped_test": shipped_test, "shipped_old": shipped_old, "candidate_test": candidate_test,
                "candidate_old": candidate_old}

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from serving.batch.inputs import RawArticle, read_articles, strip_article
 from serving.brackets import FormatError
 from serving.bundle import LABELS
-from serving.batch.inputs import RawArticle, read_articles, strip_article
 from serving.segment import Span, segment
 
 

@@ -13,14 +13,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from serving.batch.io import atomic_write_json, atomic_write_jsonl
+from serving.errors import InputError
 from serving.segment import segment
 from training.corpus.hosts import Host, read_selection
-from training.corpus.insertions import (TEST_ONLY_VOICES, Insertion, check, insertion_files, read_insertions)
+from training.corpus.insertions import TEST_ONLY_VOICES, Insertion, check, insertion_files, read_insertions
 from training.corpus.sources import load_hosts
 from training.corpus.splits import read_splits, split_of
 from training.defaults import CORPORA, CORPUS_DIR, DATA
-from serving.errors import InputError
-
 
 MIN_WORDS, MAX_WORDS = 8, 50
 
@@ -62,8 +61,8 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
 
     hold_out_source: a leave-one-source-out corpus. Every host of that source is test; the other
     sources keep their train and dev splits, and their own test outlets are left out altogether."""
-    from training.corpus.articles import parse_article, to_records
     from serving.batch.inputs import RawArticle
+    from training.corpus.articles import parse_article, to_records
 
     data_dir = Path(data_dir)
     selection = read_selection(data_dir / "hosts.jsonl")

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from serving.brackets import FormatError
 from serving.batch.inputs import read_jsonl
-from training.defaults import CORPORA, DATA, GENRE_CACHE, HOST_SEED
+from serving.brackets import FormatError
 from serving.errors import InputError, MissingError
+from training.defaults import CORPORA, DATA, GENRE_CACHE, HOST_SEED
 
 GENUINE_FILE = DATA / "genuine.jsonl"
 CUTOFF = "2022-11"  # text dated in or after this month is not trusted to be free of AI insertions
@@ -69,10 +69,10 @@ def before_cutoff(host) -> bool:
 def pool(corpora: Path = CORPORA, data_dir: Path = DATA) -> list[tuple]:
     """(Candidate, Host, split) for every usable genuine article that is not a host: deduplicated by
     content (hosts' texts count as seen), dated before CUTOFF, not rejected."""
-    from training.corpus.splits import read_splits, split_of
     from training.corpus.hosts import assess, read_selection
     from training.corpus.selection import read_rejected
     from training.corpus.sources import iter_hosts
+    from training.corpus.splits import read_splits, split_of
 
     data_dir = Path(data_dir)
     selection = read_selection(data_dir / "hosts.jsonl")

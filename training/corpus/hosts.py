@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from serving.brackets import FormatError
 from serving.batch.inputs import read_jsonl
+from serving.brackets import FormatError
+from serving.errors import InputError, MissingError
 from serving.segment import segment
 from training.defaults import SAUDINEWSNET as DEFAULT_CORPUS
-from serving.errors import InputError, MissingError
 
 # Verbs and phrases by which news attributes a statement to a source.
 ATTRIBUTION_CUES = re.compile(

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from serving.brackets import FormatError
 from serving.batch.inputs import read_jsonl
+from serving.brackets import FormatError
+from serving.errors import MissingError
 from serving.normalize import normalize
 from serving.segment import segment
 from training.corpus.hosts import Candidate, Host
-from serving.errors import MissingError
 
 MIN_WORDS, MAX_WORDS = 8, 50
 

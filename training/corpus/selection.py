@@ -24,9 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from training.defaults import CORPORA, GENRE_CACHE, HOST_SEED, N_HOSTS
-from training.corpus.hosts import Candidate, Host, assess
 from serving.errors import InputError
+from training.corpus.hosts import Candidate, Host, assess
+from training.defaults import CORPORA, GENRE_CACHE, HOST_SEED, N_HOSTS
 
 SCIENCE = ("science_technology", "health", "environment")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from serving.brackets import FormatError
-from serving.normalize import ARABIC_LETTER
-from training.defaults import CORPORA
-from training.corpus.hosts import Host, iter_corpus
 from serving.errors import InputError, MissingError
+from serving.normalize import ARABIC_LETTER
+from training.corpus.hosts import Host, iter_corpus
+from training.defaults import CORPORA
 
 # Evaluation-only outlets: never training, dev or hosts.
 EXCLUDED_DOMAINS = ("bbc.com", "bbc.co.uk", "arabic.cnn.com", "jawharafm.net")

@@ -8,10 +8,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from serving.normalize import normalize
-from training.evaluation.metrics import choose_threshold
 from training.corpus.articles import Article
 from training.corpus.hosts import ATTRIBUTION_CUES
-from training.evaluation.metrics import metrics
+from training.evaluation.metrics import choose_threshold, metrics
 
 TFIDF = "char TF-IDF + LR"
 CUE_RULE = "attribution-cue rule"

@@ -15,12 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from serving.brackets import FormatError, source_and_published
-from serving.compare import align, comparable
 from serving.batch.inputs import read_articles, read_jsonl
+from serving.brackets import FormatError, source_and_published
+from serving.compare import (
+    EDGE,  # quote marks at a sentence's edge may be segmented with either neighbour
+    align,
+    comparable,
+)
 from training.corpus.articles import Article, Sentence
-
-from serving.compare import EDGE  # quote marks at a sentence's edge may be segmented with either neighbour
 
 
 def _pairs(paths: Iterable[Path]):

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
 from serving.errors import MissingError
 
 AVX2_ONLY = "Haswell"  # qemu's CPU model with AVX2 and FMA, without AVX-512 or VNNI

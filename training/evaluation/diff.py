@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-
 # metric -> (higher is better, what it counts for the standard error)
 METRICS = {"f1": (True, "inserted"), "precision": (True, "inserted"), "recall": (True, "inserted"),
            "false_alarm_rate": (False, "reporting"), "pr_auc": (True, "inserted"), "roc_auc": (True, "inserted"),

@@ -19,15 +19,15 @@ from typing import Sequence
 
 import numpy as np
 
+from serving.batch.io import atomic_write_json, atomic_write_text
 from serving.bundle import resolve_bundle
-from serving.predictor import flags, Predictor, sigmoid
-from training.evaluation.baselines import score_baselines
+from serving.errors import InputError
+from serving.predictor import Predictor, flags, sigmoid
 from training.corpus.articles import Article, load_articles
 from training.defaults import TARGET_FALSE_ALARM_RATE
-from serving.batch.io import atomic_write_json, atomic_write_text
+from training.evaluation.baselines import score_baselines
 from training.evaluation.metrics import breakdown, metrics
 from training.evaluation.report import figures, render_report
-from serving.errors import InputError
 
 REDACT = ("none", "reporting", "all")
 

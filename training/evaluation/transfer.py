@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from training import defaults as D
 from serving.errors import InputError
+from training import defaults as D
 
 METRICS = ("f1", "precision", "recall", "false_alarm_rate")
 
@@ -37,12 +36,12 @@ def source_split(test: Path, source: str, out: Path) -> Path:
 def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data: Path, test: Path,
                   reports: Path, runs: Path) -> dict:
     """One row of the table: train without `source`, evaluate on its test articles; returns the report."""
-    from training.ship.calibrate import calibrate, is_calibrated
-    from training.model.config import TrainConfig
     from training.corpus.build import build
     from training.evaluation.evaluate import evaluate
-    from training.ship.export import export
+    from training.model.config import TrainConfig
     from training.model.train import train
+    from training.ship.calibrate import calibrate, is_calibrated
+    from training.ship.export import export
 
     corpus = D.REPO / "build" / f"loso-{source}"
     if not (corpus / "train.jsonl").is_file():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertModel, BertPreTrainedModel
+
 from serving.errors import InputError
 
 IGNORE = -100  # label of a marker that does not count (padding; in dev, a sentence scored by another window)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from serving.errors import InputError, MissingError
 from training.defaults import BACKBONE_CACHE as CACHE
 from training.defaults import DATA
-from serving.errors import InputError, MissingError
 
 TINY_TEXT = DATA / "tiny"
 

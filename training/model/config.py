@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from serving.errors import ConfigError, MissingError
 
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -95,10 +95,10 @@ def fit_kind_head(run_dir: Path, out_dir: Path, train_data: list[Path], dev_data
     import torch
 
     from serving.defaults import default_threads
+    from training.corpus.articles import load_articles
+    from training.corpus.insertions import KINDS
     from training.model.article_model import load_model
     from training.model.config import TrainConfig
-    from training.corpus.insertions import KINDS
-    from training.corpus.articles import load_articles
     from training.model.train import build_encoder
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)

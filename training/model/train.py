@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.batch.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from serving.bundle import LABELS
 from serving.defaults import default_threads
+from serving.errors import ExistsError, InputError, MissingError
 from serving.features import Encoder, load_tokenizer
-from training.model.backbones import backbone_normalization, resolve_backbone
-from training.evaluation.metrics import prf
-from training.model.config import TrainConfig
 from training.corpus.articles import Article, data_hash, load_articles, split_articles
 from training.corpus.insertions import KINDS
-from serving.batch.io import atomic_dir, atomic_write_json, atomic_write_jsonl
-from serving.errors import ExistsError, InputError, MissingError
+from training.evaluation.metrics import prf
+from training.model.backbones import backbone_normalization, resolve_backbone
+from training.model.config import TrainConfig
 
 
 def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
@@ -164,9 +164,16 @@ def _init_weights(cfg: TrainConfig, backbone_dir: Path) -> Path:
 def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = None) -> Path:
     """Train; returns the run directory (model/, tokenizer.json, run.json, dev.jsonl)."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              EarlyStoppingCallback, Trainer, TrainingArguments, set_seed)
     from datasets import Dataset
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     run_dir = Path(cfg.output_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -195,7 +202,12 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
               "label2id": {l: i for i, l in enumerate(LABELS)},
               "use_safetensors": True}  # never unpickle weights from a user folder
     if cfg.model_type == "article":
-        from training.model.article_model import BertForArticleTagging, WindowCollator, check_backbone, featurize_windows
+        from training.model.article_model import (
+            BertForArticleTagging,
+            WindowCollator,
+            check_backbone,
+            featurize_windows,
+        )
 
         check_backbone(weights_dir)
         kinds = list(KINDS) if cfg.kind_loss_weight > 0 else None

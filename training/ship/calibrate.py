@@ -15,14 +15,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-
-from serving.bundle import BundleError, METADATA, resolve_bundle, write_metadata
-from serving.predictor import flags, Predictor, sigmoid
+from serving.bundle import METADATA, BundleError, resolve_bundle, write_metadata
+from serving.errors import InputError
+from serving.predictor import Predictor, flags, sigmoid
 from training.corpus.articles import load_articles
 from training.defaults import GENUINE_FLAG_RATE, TARGET_FALSE_ALARM_RATE
 from training.evaluation.evaluate import score
 from training.evaluation.metrics import choose_threshold, fit_temperature, metrics
-from serving.errors import InputError
 
 
 def is_calibrated(bundle: Path) -> bool:

