@@ -17,6 +17,7 @@ Measures, with the shipped model on this machine:
 
 Every request goes to 127.0.0.1. Timings are reported, not asserted; the tests assert behaviour.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,11 @@ def random_paths(url: str, n: int, threads: int = 4) -> dict:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         statuses = list(pool.map(one, range(n)))
-    return {"requests": n, "seconds": round(time.perf_counter() - t0, 1),
-            "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))}}
+    return {
+        "requests": n,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+    }
 
 
 def in_process(model: Path, threads: int) -> dict:
@@ -110,20 +114,31 @@ def in_process(model: Path, threads: int) -> dict:
     pred.predict_texts([text])
     s = time.perf_counter() - t0
     n = len(segment(text))
-    return {"chars": len(text), "sentences": n, "seconds": round(s, 2), "sentences_per_s": round(n / s, 1),
-            "chars_per_s": round(len(text) / s)}
+    return {
+        "chars": len(text),
+        "sentences": n,
+        "seconds": round(s, 2),
+        "sentences_per_s": round(n / s, 1),
+        "chars_per_s": round(len(text) / s),
+    }
 
 
 def default_server(a: argparse.Namespace, tmp: Path, huge: dict) -> dict:
     with ServerProcess(a.model, tmp / "default.log", threads=a.threads) as srv:
         post(srv.url, "/classify", {"text": SMALL})  # warm-up
         card = requests.get(srv.url + "/model_card", timeout=30).json()["serving"]
-        d = {"settings": {k: card.get(k) for k in ("max_chars", "max_request_chars", "max_queue", "timeout_s")},
-             "rss_tree_mb_before": round(tree_rss_mb(srv.pid), 1), "rss_worker_mb_before": worker_rss_mb(srv.pid),
-             "metrics_kb_before": metrics_kb(srv.url)}
+        d = {
+            "settings": {k: card.get(k) for k in ("max_chars", "max_request_chars", "max_queue", "timeout_s")},
+            "rss_tree_mb_before": round(tree_rss_mb(srv.pid), 1),
+            "rss_worker_mb_before": worker_rss_mb(srv.pid),
+            "metrics_kb_before": metrics_kb(srv.url),
+        }
         d["random_paths"] = random_paths(srv.url, a.paths)
-        d.update(rss_tree_mb_after=round(tree_rss_mb(srv.pid), 1), rss_worker_mb_after=worker_rss_mb(srv.pid),
-                 metrics_kb_after=metrics_kb(srv.url))
+        d.update(
+            rss_tree_mb_after=round(tree_rss_mb(srv.pid), 1),
+            rss_worker_mb_after=worker_rss_mb(srv.pid),
+            metrics_kb_after=metrics_kb(srv.url),
+        )
         print(json.dumps(d), flush=True)
         d["huge_batch"] = behind(srv.url, "/classify_batch", huge)
         print(json.dumps(d["huge_batch"]), flush=True)
@@ -135,8 +150,13 @@ def default_server(a: argparse.Namespace, tmp: Path, huge: dict) -> dict:
 
 
 def tight_server(a: argparse.Namespace, tmp: Path, huge: dict) -> dict:
-    env = {"MUDRAJ_TIMEOUT": "3", "MUDRAJ_MAX_QUEUE": "2", "MUDRAJ_MAX_CHARS": "100000",
-           "MUDRAJ_MAX_REQUEST_CHARS": "1300000", "MUDRAJ_MAX_BODY_BYTES": str(16 * 2**20)}
+    env = {
+        "MUDRAJ_TIMEOUT": "3",
+        "MUDRAJ_MAX_QUEUE": "2",
+        "MUDRAJ_MAX_CHARS": "100000",
+        "MUDRAJ_MAX_REQUEST_CHARS": "1300000",
+        "MUDRAJ_MAX_BODY_BYTES": str(16 * 2**20),
+    }
     with ServerProcess(a.model, tmp / "tight.log", env=env, threads=a.threads) as srv:
         post(srv.url, "/classify", {"text": SMALL})
         t = {"env": env, "huge_batch": behind(srv.url, "/classify_batch", huge)}
@@ -146,9 +166,11 @@ def tight_server(a: argparse.Namespace, tmp: Path, huge: dict) -> dict:
             time.sleep(0.5)
             rest = [pool.submit(post, srv.url, "/classify", {"text": SMALL}) for _ in range(5)]
             answers = [first.result()] + [f.result() for f in rest]
-        t["queue_1_long_then_5_small"] = {"statuses": [x["status"] for x in answers],
-                                          "retry_after": [x.get("retry_after") for x in answers if x["status"] == 503],
-                                          "seconds": [x["seconds"] for x in answers]}
+        t["queue_1_long_then_5_small"] = {
+            "statuses": [x["status"] for x in answers],
+            "retry_after": [x.get("retry_after") for x in answers if x["status"] == 503],
+            "seconds": [x["seconds"] for x in answers],
+        }
         print(json.dumps(t["queue_1_long_then_5_small"]), flush=True)
     return t
 
@@ -158,17 +180,28 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paths", type=int, default=5000, help="GETs to random unknown paths")
-    ap.add_argument("--huge", type=int, nargs=2, default=[12, 100_000], metavar=("ARTICLES", "CHARS"),
-                    help="the oversized /classify_batch: how many articles of how many characters")
+    ap.add_argument(
+        "--huge",
+        type=int,
+        nargs=2,
+        default=[12, 100_000],
+        metavar=("ARTICLES", "CHARS"),
+        help="the oversized /classify_batch: how many articles of how many characters",
+    )
     ap.add_argument("--parts", nargs="+", choices=["default", "tight"], default=["default", "tight"])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "abuse.json")
     a = ap.parse_args()
     n, chars = a.huge
     huge = {"articles": [{"id": i, "text": text_of(chars)} for i in range(n)]}
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": str(a.model),
-              "threads": a.threads, "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-              "huge_batch": {"articles": n, "chars_each": len(huge["articles"][0]["text"])},
-              "in_process": in_process(a.model, a.threads)}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": str(a.model),
+        "threads": a.threads,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "huge_batch": {"articles": n, "chars_each": len(huge["articles"][0]["text"])},
+        "in_process": in_process(a.model, a.threads),
+    }
     print(json.dumps(result["in_process"]), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="mudraj-abuse-"))
     if "default" in a.parts:

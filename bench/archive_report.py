@@ -7,6 +7,7 @@ sentences with start, end, text, label, score and, for inserted sentences, a kin
 36 months, 5-30 sentences an article, about 6% inserted. Then times reading it and writing the report
 (HTML and CSV), and writes bench/results/archive_report.json with the CPU named.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-KINDS = ["framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution",
-         "rhetorical_question", "evaluative", "connective_aside", "fabricated_quote", "hedged_prediction"]
+KINDS = [
+    "framing",
+    "significance",
+    "outlook",
+    "background",
+    "hope",
+    "vague_report",
+    "fake_attribution",
+    "rhetorical_question",
+    "evaluative",
+    "connective_aside",
+    "fabricated_quote",
+    "hedged_prediction",
+]
 WORDS = "قال الوزير إن المشروع سيبدأ العام المقبل في المدينة بعد موافقة المجلس على الميزانية الجديدة".split()
 
 
@@ -39,16 +52,31 @@ def synthetic(n: int, seed: int = 7) -> list[dict]:
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 20))) + "."
             inserted = rng.random() < rate[o]
             score = round(rng.uniform(0.6, 1.0) if inserted else rng.uniform(0.0, 0.4), 6)
-            s = {"start": pos, "end": pos + len(text), "text": text, "label": "inserted" if inserted else "reporting",
-                 "score": score}
+            s = {
+                "start": pos,
+                "end": pos + len(text),
+                "text": text,
+                "label": "inserted" if inserted else "reporting",
+                "score": score,
+            }
             if inserted:
                 k = rng.sample(KINDS, 3)
-                s["kind"] = {"name": k[0], "p": 0.7, "top": [{"name": k[0], "p": 0.7}, {"name": k[1], "p": 0.2},
-                                                              {"name": k[2], "p": 0.05}]}
+                s["kind"] = {
+                    "name": k[0],
+                    "p": 0.7,
+                    "top": [{"name": k[0], "p": 0.7}, {"name": k[1], "p": 0.2}, {"name": k[2], "p": 0.05}],
+                }
             sents.append(s)
             pos += len(text) + 1
-        out.append({"id": f"a{i:06d}", "outlet": o, "date": f"{2019 + month // 12}-{month % 12 + 1:02d}-15",
-                    "url": f"https://{o}/{i}", "sentences": sents})
+        out.append(
+            {
+                "id": f"a{i:06d}",
+                "outlet": o,
+                "date": f"{2019 + month // 12}-{month % 12 + 1:02d}-15",
+                "url": f"https://{o}/{i}",
+                "sentences": sents,
+            }
+        )
     return out
 
 
@@ -75,9 +103,15 @@ def main() -> None:
         counts = report(path, Path(tmp) / "report")
         took = time.perf_counter() - t0
         html = (Path(tmp) / "report" / "index.html").stat().st_size
-    result = {"cpu": platform.processor() or platform.machine(), "articles": a.articles, "format": a.format,
-              "input_mb": round(size / 2**20, 1), "seconds": round(took, 2), "html_kb": round(html / 1024),
-              "counts": {k: v for k, v in counts.items() if k not in ("html", "csv")}}
+    result = {
+        "cpu": platform.processor() or platform.machine(),
+        "articles": a.articles,
+        "format": a.format,
+        "input_mb": round(size / 2**20, 1),
+        "seconds": round(took, 2),
+        "html_kb": round(html / 1024),
+        "counts": {k: v for k, v in counts.items() if k not in ("html", "csv")},
+    }
     print(json.dumps(result, indent=2))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

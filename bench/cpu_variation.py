@@ -11,6 +11,7 @@ same model with its int8 weights re-encoded as uint8 (w + 128, zero point + 128:
 computed by the u8u8 kernels, which do not saturate). Both in one run, with their speed.
 Writes bench/results/cpu_variation.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ def cpu() -> dict:
         lines = open("/proc/cpuinfo", encoding="utf-8").read().splitlines()
         get = lambda k: next((l.split(":", 1)[1].strip() for l in lines if l.startswith(k)), None)  # noqa: E731
         flags = set((get("flags") or "").split())
-        info.update(model=get("model name"), family=get("cpu family"), model_number=get("model"),
-                    int8_flags=sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}))
+        info.update(
+            model=get("model name"),
+            family=get("cpu family"),
+            model_number=get("model"),
+            int8_flags=sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}),
+        )
     except OSError:
         pass
     return info
@@ -77,13 +82,17 @@ def measure(bundle: Path, sentences: list[list[str]], reference: np.ndarray, thr
     got = sigmoid(margins)
     diff = np.abs(got - reference)
     ref_margin = np.log(reference / (1 - reference))
-    flips = (sigmoid(margins / meta["temperature"]) >= meta["threshold"]) != \
-            (sigmoid(ref_margin / meta["temperature"]) >= meta["threshold"])
-    return {"sentences_per_s": round(sum(map(len, sentences)) / seconds, 1),
-            "max_abs_diff": round(float(diff.max()), 4), "median_abs_diff": round(float(np.median(diff)), 5),
-            "p99_abs_diff": round(float(np.quantile(diff, 0.99)), 4),
-            "share_within_tolerance": round(float((diff <= 0.02).mean()), 4),
-            "label_flips_at_bundle_threshold": int(flips.sum())}
+    flips = (sigmoid(margins / meta["temperature"]) >= meta["threshold"]) != (
+        sigmoid(ref_margin / meta["temperature"]) >= meta["threshold"]
+    )
+    return {
+        "sentences_per_s": round(sum(map(len, sentences)) / seconds, 1),
+        "max_abs_diff": round(float(diff.max()), 4),
+        "median_abs_diff": round(float(np.median(diff)), 5),
+        "p99_abs_diff": round(float(np.quantile(diff, 0.99)), 4),
+        "share_within_tolerance": round(float((diff <= 0.02).mean()), 4),
+        "label_flips_at_bundle_threshold": int(flips.sum()),
+    }
 
 
 def main() -> None:
@@ -101,13 +110,21 @@ def main() -> None:
     sentences = [[s.text for s in x.sentences] for x in arts]
     reference = np.array(ref["scores"])
     with tempfile.TemporaryDirectory() as tmp:
-        variants = {"shipped (int8 weights, u8s8 kernels)": a.bundle,
-                    "uint8 weights (u8u8 kernels)": uint8_weights(a.bundle, Path(tmp) / "u8")}
+        variants = {
+            "shipped (int8 weights, u8s8 kernels)": a.bundle,
+            "uint8 weights (u8u8 kernels)": uint8_weights(a.bundle, Path(tmp) / "u8"),
+        }
         rows = {name: measure(b, sentences, reference, a.threads) for name, b in variants.items()}
     shipped, u8 = rows.values()
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu(),
-              "bundle": str(a.bundle), "dev_sentences": len(reference), "release_tolerance": ref["tolerance"],
-              "variants": rows, "u8u8_speed_ratio": round(u8["sentences_per_s"] / shipped["sentences_per_s"], 3)}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu(),
+        "bundle": str(a.bundle),
+        "dev_sentences": len(reference),
+        "release_tolerance": ref["tolerance"],
+        "variants": rows,
+        "u8u8_speed_ratio": round(u8["sentences_per_s"] / shipped["sentences_per_s"], 3),
+    }
     atomic_write_json(a.out, result)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"-> {a.out}")

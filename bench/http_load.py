@@ -9,6 +9,7 @@ per concurrency level from a thread pool (each request waits for its answer, so 
 floods), samples the resident memory of the server's process tree, and writes
 bench/results/http.json (or soak.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,11 @@ def one(session: requests.Session, url: str, kind: str, text: str, sentences: li
         r = session.post(f"{url}/classify", json={"text": text}, timeout=120)
         ok = r.status_code == 200 and len(r.json()["sentences"]) > 0
     elif kind == "batch":
-        r = session.post(f"{url}/classify_batch", json={"articles": [{"id": "a", "text": text}, {"id": "b", "text": text}]},
-                         timeout=120)
+        r = session.post(
+            f"{url}/classify_batch",
+            json={"articles": [{"id": "a", "text": text}, {"id": "b", "text": text}]},
+            timeout=120,
+        )
         ok = r.status_code == 200 and len(r.json()["results"]) == 2
     else:
         r = session.post(f"{url}/classify_sentences", json={"sentences": sentences}, timeout=120)
@@ -93,11 +97,18 @@ def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sen
     wall = time.perf_counter() - t0
     lat = sorted(r[0] * 1000 for r in results)
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]  # noqa: E731
-    return {"endpoint": kind, "concurrency": concurrency, "requests": n_requests,
-            "errors": sum(not r[1][0] for r in results),
-            "error_statuses": sorted({r[1][1] for r in results if not r[1][0]}), "p50_ms": round(q(0.5), 1), "p95_ms": round(q(0.95), 1),
-            "p99_ms": round(q(0.99), 1), "requests_per_s": round(n_requests / wall, 2),
-            "sentences_per_s": round(n_requests * (len(sentences) if kind != "batch" else 2 * len(sentences)) / wall, 1)}
+    return {
+        "endpoint": kind,
+        "concurrency": concurrency,
+        "requests": n_requests,
+        "errors": sum(not r[1][0] for r in results),
+        "error_statuses": sorted({r[1][1] for r in results if not r[1][0]}),
+        "p50_ms": round(q(0.5), 1),
+        "p95_ms": round(q(0.95), 1),
+        "p99_ms": round(q(0.99), 1),
+        "requests_per_s": round(n_requests / wall, 2),
+        "sentences_per_s": round(n_requests * (len(sentences) if kind != "batch" else 2 * len(sentences)) / wall, 1),
+    }
 
 
 def main() -> None:
@@ -124,9 +135,14 @@ def main() -> None:
         url, startup = srv.url, srv.startup_s
         print(f"server ready at {url} after {startup:.1f} s (log: {log})", flush=True)
     pid = srv.pid if srv else None
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": str(a.model),
-              "workers": a.workers, "threads": a.threads, "startup_s": startup and round(startup, 1),
-              "article_sentences": len(sentences)}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": str(a.model),
+        "workers": a.workers,
+        "threads": a.threads,
+        "startup_s": startup and round(startup, 1),
+        "article_sentences": len(sentences),
+    }
     # The same article in process, same threads: the ceiling the service is compared with.
     from serving.predictor import Predictor
 
@@ -165,7 +181,9 @@ def main() -> None:
                     print(json.dumps(r), flush=True)
             result["levels"] = rows
             c16 = next(r for r in rows if r["endpoint"] == "classify" and r["concurrency"] == 16)
-            result["classify_c16_share_of_in_process"] = round(c16["sentences_per_s"] / result["in_process_sentences_per_s"], 3)
+            result["classify_c16_share_of_in_process"] = round(
+                c16["sentences_per_s"] / result["in_process_sentences_per_s"], 3
+            )
         if sampler:
             sampler.stop.set()
             result["rss_peak_under_load_mb"] = round(max(s[1] for s in sampler.samples), 1)

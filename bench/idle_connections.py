@@ -11,6 +11,7 @@ the same requests are sent again while they stay open. Reported for both phases:
 200, the other status codes, median and p95 latency; and how the idle connections were answered.
 Every request goes to 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ import requests
 from serving.defaults import DEFAULT_MODEL, REPO
 from serving.serve import ServerProcess
 
-ARTICLE = ("أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة بسعة مئتي سرير. وقال المتحدث باسم الوزارة إن "
-           "المستشفى سيبدأ استقبال المرضى الشهر المقبل. ويأتي ذلك في وقت يعاني فيه القطاع من ضغط متزايد.")
+ARTICLE = (
+    "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة بسعة مئتي سرير. وقال المتحدث باسم الوزارة إن "
+    "المستشفى سيبدأ استقبال المرضى الشهر المقبل. ويأتي ذلك في وقت يعاني فيه القطاع من ضغط متزايد."
+)
 
 
 def phase(url: str, n: int) -> dict:
@@ -43,16 +46,23 @@ def phase(url: str, n: int) -> dict:
             code = type(err).__name__
         took.append(time.perf_counter() - t0)
         codes[str(code)] += 1
-    return {"requests": n, "ok_share": codes["200"] / n, "codes": dict(codes),
-            "median_ms": round(1000 * float(np.median(took)), 1), "p95_ms": round(1000 * float(np.percentile(took, 95)), 1)}
+    return {
+        "requests": n,
+        "ok_share": codes["200"] / n,
+        "codes": dict(codes),
+        "median_ms": round(1000 * float(np.median(took)), 1),
+        "p95_ms": round(1000 * float(np.percentile(took, 95)), 1),
+    }
 
 
 def open_idle(port: int, n: int) -> list[socket.socket]:
     socks = []
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=600)
-        s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 100\r\n\r\n")
+        s.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n"
+        )
         socks.append(s)
     return socks
 
@@ -80,17 +90,25 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "idle_connections.json")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, \
-            ServerProcess(a.model, Path(tmp) / "server.log", env={"MUDRAJ_THREADS": "2"}, ready_timeout=180) as srv:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServerProcess(a.model, Path(tmp) / "server.log", env={"MUDRAJ_THREADS": "2"}, ready_timeout=180) as srv,
+    ):
         base = phase(srv.url, a.requests)
         socks = open_idle(srv.port, a.idle)
         time.sleep(1.0)
         t0 = time.monotonic()
         loaded = phase(srv.url, a.requests)
         idle = answers(socks, wait=max(0.0, 30 - (time.monotonic() - t0)))
-    result = {"label": a.label, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "cpu": platform.processor() or platform.machine(), "idle_connections": a.idle,
-              "baseline": base, "with_idle_connections": loaded, "idle_answered_within_30s": idle}
+    result = {
+        "label": a.label,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": platform.processor() or platform.machine(),
+        "idle_connections": a.idle,
+        "baseline": base,
+        "with_idle_connections": loaded,
+        "idle_answered_within_30s": idle,
+    }
     print(json.dumps(result, indent=2))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -11,6 +11,7 @@ Each bundle and each eager model scores the same articles (a seeded sample of --
 --plot, a speed/quality figure (quality: the F1 stored in each bundle's metadata under
 metrics.test, when it was released/evaluated on the same test split; or --report NAME=report.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,12 @@ def eager_scorer(run: Path, threads: int):
     cfg = json.loads((run / "run.json").read_text(encoding="utf-8"))
     kind = cfg["config"].get("model_type", "pair")
     model = load_model(run / "model", kind).eval()
-    encoder = Encoder(load_tokenizer(run / "tokenizer.json"), cfg["config"]["max_length"],
-                      cfg["config"]["context_width"], cfg["normalization"])
+    encoder = Encoder(
+        load_tokenizer(run / "tokenizer.json"),
+        cfg["config"]["max_length"],
+        cfg["config"]["context_width"],
+        cfg["normalization"],
+    )
     windows = ArticleEncoder(encoder) if kind == "article" else None
 
     def score(text: str) -> int:
@@ -76,7 +81,9 @@ def eager_scorer(run: Path, threads: int):
             else:
                 feats = sorted(encoder.encode_article(sents), key=lambda f: len(f.input_ids))
                 for b in range(0, len(feats), 32):
-                    ids, mask, types = (torch.from_numpy(np.asarray(x)) for x in pad_batch(feats[b : b + 32], encoder.pad_id))
+                    ids, mask, types = (
+                        torch.from_numpy(np.asarray(x)) for x in pad_batch(feats[b : b + 32], encoder.pad_id)
+                    )
                     model(input_ids=ids, attention_mask=mask, token_type_ids=types)
         return len(sents)
 
@@ -93,9 +100,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/results/model_types.json"))
     ap.add_argument("--plot", type=Path, help="write a speed/quality figure here")
-    ap.add_argument("--report", action="append", default=[],
-                    help="NAME=report.json of `mudraj evaluate`: the F1 plotted for bundle NAME (default: the "
-                         "test F1 in the bundle's metadata); give reports of the same test data for every bundle")
+    ap.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        help="NAME=report.json of `mudraj evaluate`: the F1 plotted for bundle NAME (default: the "
+        "test F1 in the bundle's metadata); give reports of the same test data for every bundle",
+    )
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
 
@@ -128,7 +139,7 @@ def main() -> None:
     sentences = 0
     for r in range(a.repeats):
         names = list(setups)
-        names = names[r % len(names):] + names[: r % len(names)]
+        names = names[r % len(names) :] + names[: r % len(names)]
         for name in names:
             t0 = time.perf_counter()
             sentences = sum(setups[name](t) for t in texts)
@@ -136,14 +147,27 @@ def main() -> None:
             best[name] = max(best.get(name, 0.0), sps)
             print(f"round {r + 1}  {name:<28} {sps:8.1f} sentences/s", flush=True)
     base = next((v for k, v in best.items() if k.endswith("int8") and k.startswith("pair")), None)
-    rows = [{"setup": k, "sentences_per_s": round(v, 1), "ratio_to_pair_int8": round(v / base, 2) if base else None,
-             "test_f1": quality.get(k)} for k, v in best.items()]
+    rows = [
+        {
+            "setup": k,
+            "sentences_per_s": round(v, 1),
+            "ratio_to_pair_int8": round(v / base, 2) if base else None,
+            "test_f1": quality.get(k),
+        }
+        for k, v in best.items()
+    ]
     print(f"\n{len(texts)} articles, {sentences} sentences, {a.threads} threads, {cpu_name()}")
     for row in rows:
         print(f"{row['setup']:<28} {row['sentences_per_s']:8.1f} sent/s  x{row['ratio_to_pair_int8']} pair int8")
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_name(),
-              "threads": a.threads, "articles": len(texts), "sentences": sentences, "repeats": a.repeats,
-              "rows": rows}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "threads": a.threads,
+        "articles": len(texts),
+        "sentences": sentences,
+        "repeats": a.repeats,
+        "rows": rows,
+    }
     atomic_write_json(a.out, result)
     if a.plot:
         import matplotlib
@@ -155,8 +179,13 @@ def main() -> None:
         for row in rows:
             if row["test_f1"] is not None:
                 ax.scatter(row["sentences_per_s"], row["test_f1"])
-                ax.annotate(row["setup"], (row["sentences_per_s"], row["test_f1"]), fontsize=8,
-                            xytext=(4, 4), textcoords="offset points")
+                ax.annotate(
+                    row["setup"],
+                    (row["sentences_per_s"], row["test_f1"]),
+                    fontsize=8,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
         ax.set_xlabel(f"sentences/s ({a.threads} threads, segmentation included)")
         ax.set_ylabel("F1 on the test split")
         ax.set_title(f"Speed and quality, {result['date'][:10]}\n{result['cpu']}", fontsize=9)

@@ -1,7 +1,8 @@
 """Figures for docs/benchmarks.md from bench/results/*.json.
 
-    python bench/plots.py      # writes docs/img/throughput.png, http_latency.png, soak_memory.png
+python bench/plots.py      # writes docs/img/throughput.png, http_latency.png, soak_memory.png
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,12 @@ def http() -> None:
         rows = [x for x in r["levels"] if x["endpoint"] == endpoint]
         c = [x["concurrency"] for x in rows]
         for q in ("p50_ms", "p95_ms", "p99_ms"):
-            axes[0].plot(c, [x[q] for x in rows], marker="o", label=f"/{'classify' if endpoint == 'classify' else 'classify_sentences'} {q[:3]}")
+            axes[0].plot(
+                c,
+                [x[q] for x in rows],
+                marker="o",
+                label=f"/{'classify' if endpoint == 'classify' else 'classify_sentences'} {q[:3]}",
+            )
         axes[1].plot(c, [x["sentences_per_s"] for x in rows], marker="o", label=endpoint)
     axes[0].set_xscale("log", base=2)
     axes[0].set_yscale("log")
@@ -75,8 +81,11 @@ def soak() -> None:
     ax.plot([x["t"] for x in r["soak"]], [x["rss_mb"] for x in r["soak"]], marker=".")
     ax.set_xlabel("seconds")
     ax.set_ylabel("server RSS (MB)")
-    ax.set_title(f"Soak: {r['soak_requests']} mixed requests at concurrency {r['soak'][0]['concurrency']}, "
-                 f"{r['soak_errors']} errors", fontsize=9)
+    ax.set_title(
+        f"Soak: {r['soak_requests']} mixed requests at concurrency {r['soak'][0]['concurrency']}, "
+        f"{r['soak_errors']} errors",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(IMG / "soak_memory.png", dpi=110)
     plt.close(fig)

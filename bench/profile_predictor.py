@@ -6,6 +6,7 @@ Prints (1) the share of model time per ONNX operator type (ORT's own profiler), 
 predict_texts() wall time spent outside the model (segmenting, normalising, tokenizing, padding,
 Python) measured with pyinstrument, and writes bench/results/profile.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,12 @@ def main() -> None:
         if name in ("run",) and "onnxruntime" in (frame.file_path or ""):
             frames["onnxruntime InferenceSession.run"] += frame.time
             return
-        for key, label in (("segment", "segmenter"), ("tokenize", "normalise + tokenize"),
-                           ("pad_batch", "padding"), ("encode_article", "feature building")):
+        for key, label in (
+            ("segment", "segmenter"),
+            ("tokenize", "normalise + tokenize"),
+            ("pad_batch", "padding"),
+            ("encode_article", "feature building"),
+        ):
             if name == key:
                 frames[label] += frame.time
                 return
@@ -78,8 +83,14 @@ def main() -> None:
     total = sum(by_op.values())
     ops = {k: round(v / total, 4) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
 
-    out = {"articles": len(texts), "sentences": n_sent, "wall_s": round(wall, 3),
-           "sentences_per_s": round(n_sent / wall, 1), "share_of_wall": python_side, "model_time_by_op": ops}
+    out = {
+        "articles": len(texts),
+        "sentences": n_sent,
+        "wall_s": round(wall, 3),
+        "sentences_per_s": round(n_sent / wall, 1),
+        "share_of_wall": python_side,
+        "model_time_by_op": ops,
+    }
     atomic_write_json(a.out, out)
     print(json.dumps(out, indent=2))
 

@@ -20,6 +20,7 @@ articles is also scored under Debian's qemu-user as an AVX2-only CPU (Haswell; n
 and its labels are compared with fp32 and with the same recipe run natively. AVX-512 cannot be
 emulated this way: measure it natively on such a CPU. Writes bench/results/quant_consistency.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,21 +65,42 @@ def weight_matmuls(fp32: Path) -> list[str]:
     return [n.name for n in m.graph.node if n.op_type == "MatMul" and any(x in inits for x in n.input)]
 
 
-def build(recipe: str, fp32: Path, dst: Path, exclude: list[str] | None = None, only: list[str] | None = None,
-          calibration=None) -> None:
+def build(
+    recipe: str,
+    fp32: Path,
+    dst: Path,
+    exclude: list[str] | None = None,
+    only: list[str] | None = None,
+    calibration=None,
+) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if recipe == "qdq-static":
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
-        quantize_static(str(fp32), str(dst), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(fp32),
+            str(dst),
+            calibration,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            calibrate_method=CalibrationMethod.MinMax,
+        )
         return
     weight = QuantType.QUInt8 if recipe == "u8u8" else QuantType.QInt8
-    quantize_dynamic(str(fp32), str(dst), weight_type=weight, per_channel=True,
-                     reduce_range=recipe != "u8s8" and recipe != "u8u8",
-                     nodes_to_exclude=exclude or [], nodes_to_quantize=only or [])
+    quantize_dynamic(
+        str(fp32),
+        str(dst),
+        weight_type=weight,
+        per_channel=True,
+        reduce_range=recipe != "u8s8" and recipe != "u8u8",
+        nodes_to_exclude=exclude or [],
+        nodes_to_quantize=only or [],
+    )
 
 
 class DevWindows:
@@ -181,7 +203,9 @@ def main() -> None:
     ap.add_argument("--avx2-articles", type=int, default=0, help="dev articles to score under qemu (0: none)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--drift-articles", type=int, default=30, help="dev articles for the per-MatMul drift ranking")
-    ap.add_argument("--calibration-articles", type=int, default=60, help="dev articles whose windows calibrate qdq-static")
+    ap.add_argument(
+        "--calibration-articles", type=int, default=60, help="dev articles whose windows calibrate qdq-static"
+    )
     ap.add_argument("--recipes", default="", help="comma-separated subset of recipes to build (default: all)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quant_consistency.json")
     a = ap.parse_args()
@@ -198,18 +222,25 @@ def main() -> None:
     fp32 = a.bundle / "model.onnx"
     if not fp32.is_file():
         raise SystemExit(f"{a.bundle} has no fp32 model.onnx")
-    result = {"cpu": cpu_name(), "bundle": str(a.bundle), "threshold": thr, "temperature": temp,
-              "dev_sentences": int(len(labels)), "recipes": {}}
+    result = {
+        "cpu": cpu_name(),
+        "bundle": str(a.bundle),
+        "threshold": thr,
+        "temperature": temp,
+        "dev_sentences": int(len(labels)),
+        "recipes": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ref = sigmoid(margins(a.bundle, texts, a.threads, precision="fp32") / temp)
         bundles = {"fp32": (a.bundle, "fp32")}
-        calib_texts = texts[-a.calibration_articles:]  # calibration windows: the end of dev, not the speed sample
+        calib_texts = texts[-a.calibration_articles :]  # calibration windows: the end of dev, not the speed sample
         drift = node_drift(a.bundle, fp32, root, texts[: a.drift_articles], a.threads)
         result["node_drift"] = drift
         print("most drifting:", [d["node"] for d in drift[:6]], flush=True)
-        recipes = {r: {} for r in RECIPES} | {f"rr-fp32-top{k}": {"exclude": [d["node"] for d in drift[:k]]}
-                                               for k in TOP_K}
+        recipes = {r: {} for r in RECIPES} | {
+            f"rr-fp32-top{k}": {"exclude": [d["node"] for d in drift[:k]]} for k in TOP_K
+        }
         if a.recipes:
             unknown = set(a.recipes.split(",")) - set(recipes)
             if unknown:
@@ -217,17 +248,25 @@ def main() -> None:
             recipes = {k: v for k, v in recipes.items() if k in a.recipes.split(",")}
         for r, opts in recipes.items():
             base = "u8s8-reduce-range" if r.startswith("rr-") else r
-            build(base, fp32, root / f"{r}.onnx", calibration=DevWindows(a.bundle, calib_texts) if r == "qdq-static" else None,
-                  **opts)
+            build(
+                base,
+                fp32,
+                root / f"{r}.onnx",
+                calibration=DevWindows(a.bundle, calib_texts) if r == "qdq-static" else None,
+                **opts,
+            )
             b = variant_bundle(a.bundle, root / f"{r}.onnx", root, r)
             bundles[r] = (b, "int8")
             p = sigmoid(margins(b, texts, a.threads) / temp)
             m = metrics(labels, p, thr)
-            result["recipes"][r] = {**({"fp32_nodes": opts["exclude"]} if "exclude" in opts else {}),
-                                    "native_agreement_with_fp32": float(((p >= thr) == (ref >= thr)).mean()),
-                                    "native_flips": int(((p >= thr) != (ref >= thr)).sum()),
-                                    "max_abs_prob_diff": float(np.abs(p - ref).max()),
-                                    "dev_f1": m["f1"], "bytes": (root / f"{r}.onnx").stat().st_size}
+            result["recipes"][r] = {
+                **({"fp32_nodes": opts["exclude"]} if "exclude" in opts else {}),
+                "native_agreement_with_fp32": float(((p >= thr) == (ref >= thr)).mean()),
+                "native_flips": int(((p >= thr) != (ref >= thr)).sum()),
+                "max_abs_prob_diff": float(np.abs(p - ref).max()),
+                "dev_f1": m["f1"],
+                "bytes": (root / f"{r}.onnx").stat().st_size,
+            }
             print(r, json.dumps(result["recipes"][r]), flush=True)
         result["fp32_dev_f1"] = metrics(labels, ref, thr)["f1"]
         result["fp32_bytes"] = fp32.stat().st_size
@@ -247,7 +286,8 @@ def main() -> None:
                 result["avx2"]["recipes"][r] = {
                     "agreement_with_fp32": float(((emu >= thr) == (ref_s >= thr)).mean()),
                     "agreement_with_native": float(((emu >= thr) == (native >= thr)).mean()),
-                    "max_abs_prob_diff_vs_native": float(np.abs(emu - native).max())}
+                    "max_abs_prob_diff_vs_native": float(np.abs(emu - native).max()),
+                }
                 print("avx2", r, json.dumps(result["avx2"]["recipes"][r]), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

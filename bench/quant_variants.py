@@ -11,6 +11,7 @@ sentences (batch 32, length-bucketed, threads pinned), the ratio to ORT fp32, th
 inputs whose label at the bundle's threshold agrees with fp32, the largest probability change,
 and the file size. Writes bench/results/quant_variants.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,22 +105,33 @@ def main() -> None:
             q = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=cfg)
             q.process()
             q.model.save_model_to_file(str(dst), use_external_data_format=False)
+
         return build
 
     def static(dst: Path) -> None:
         pre = dst.with_name("preprocessed.onnx")
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dst), Calibration(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        quantize_static(
+            str(pre),
+            str(dst),
+            Calibration(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
 
     variants = {
         "fp32": None,  # the bundle's own file
-        "dynamic int8, per channel (shipped)": lambda dst: quantize_dynamic(str(fp32), str(dst), weight_type=QuantType.QInt8,
-                                                                             per_channel=True),
-        "dynamic int8, per tensor": lambda dst: quantize_dynamic(str(fp32), str(dst), weight_type=QuantType.QInt8,
-                                                                  per_channel=False),
+        "dynamic int8, per channel (shipped)": lambda dst: quantize_dynamic(
+            str(fp32), str(dst), weight_type=QuantType.QInt8, per_channel=True
+        ),
+        "dynamic int8, per tensor": lambda dst: quantize_dynamic(
+            str(fp32), str(dst), weight_type=QuantType.QInt8, per_channel=False
+        ),
         "MatMulNBits 4-bit, block 32": nbits(4, 32),
         "MatMulNBits 4-bit, block 128": nbits(4, 128),
         "MatMulNBits 8-bit, block 32": nbits(8, 32),
@@ -140,15 +152,29 @@ def main() -> None:
             if ref is None:
                 ref, base = probs, sps
             agree = float(np.mean((probs >= pred.threshold) == (ref >= pred.threshold)))
-            row = {"variant": name, "sentences_per_s": round(sps, 1), "ratio_to_fp32": round(sps / base, 2),
-                   "label_agreement": round(agree, 4), "max_prob_change": round(float(np.abs(probs - ref).max()), 3),
-                   "size_mb": round(path.stat().st_size / 1e6, 1)}
+            row = {
+                "variant": name,
+                "sentences_per_s": round(sps, 1),
+                "ratio_to_fp32": round(sps / base, 2),
+                "label_agreement": round(agree, 4),
+                "max_prob_change": round(float(np.abs(probs - ref).max()), 3),
+                "size_mb": round(path.stat().st_size / 1e6, 1),
+            }
             rows.append(row)
-            print(f"{name:<40} {sps:7.1f} sent/s  x{sps / base:4.2f} fp32  labels agree {agree:7.2%}  "
-                  f"max |dp| {row['max_prob_change']:.3f}  {row['size_mb']:6.1f} MB", flush=True)
+            print(
+                f"{name:<40} {sps:7.1f} sent/s  x{sps / base:4.2f} fp32  labels agree {agree:7.2%}  "
+                f"max |dp| {row['max_prob_change']:.3f}  {row['size_mb']:6.1f} MB",
+                flush=True,
+            )
             del sess
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": a.threads,
-           "test_sentences": len(test), "dev_inputs": len(dev), "calibration_inputs": len(calib), "rows": rows}
+    out = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threads": a.threads,
+        "test_sentences": len(test),
+        "dev_inputs": len(dev),
+        "calibration_inputs": len(calib),
+        "rows": rows,
+    }
     atomic_write_json(a.out, out)
     print(f"-> {a.out}")
 

@@ -4,6 +4,7 @@
 into that text) that were bracketed. Prediction removes brackets the same way, so offsets
 always refer to the text without them.
 """
+
 from __future__ import annotations
 
 from serving.errors import InputError
@@ -74,8 +75,12 @@ def decode_utf8(raw: bytes, source: str) -> str:
     """Decode file bytes as UTF-8, naming the line of the first bad byte. A leading byte-order mark
     is kept: `offsets_text` (below) is the one rule for it."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise FormatError(source, 1, "UTF-16 text (it starts with a UTF-16 byte-order mark); Mudraj reads UTF-8: "
-                                     f"iconv -f UTF-16 -t UTF-8 {source} > converted.txt")
+        raise FormatError(
+            source,
+            1,
+            "UTF-16 text (it starts with a UTF-16 byte-order mark); Mudraj reads UTF-8: "
+            f"iconv -f UTF-16 -t UTF-8 {source} > converted.txt",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -83,9 +88,13 @@ def decode_utf8(raw: bytes, source: str) -> str:
         hint = ""
         if _looks_like_cp1256_arabic(raw):
             hint = f"; it reads as Arabic in Windows-1256: iconv -f cp1256 -t utf-8 {source} > converted.txt"
-        raise FormatError(source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}){hint}") from None
+        raise FormatError(
+            source, line, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}){hint}"
+        ) from None
     if "\x00" in text:
-        raise FormatError(source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text")
+        raise FormatError(
+            source, text[: text.index("\x00")].count("\n") + 1, "binary file (NUL byte); expected UTF-8 text"
+        )
     return text
 
 

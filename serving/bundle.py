@@ -1,12 +1,13 @@
 """The model bundle: a self-describing folder that the predictor and the service load.
 
-    models/<name>/
-      metadata.json      labels, max length, context width, threshold, temperature,
-                         normalisation, backbone, training data hash, metrics, file checksums
-      model.onnx         fp32 (GPU, parity reference)
-      model.int8.onnx    dynamic int8 (CPU default)
-      tokenizer.json
+models/<name>/
+  metadata.json      labels, max length, context width, threshold, temperature,
+                     normalisation, backbone, training data hash, metrics, file checksums
+  model.onnx         fp32 (GPU, parity reference)
+  model.int8.onnx    dynamic int8 (CPU default)
+  tokenizer.json
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,17 @@ MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 # "pair": one input per sentence with its neighbours (serving/features.py); "article": one pass over
 # windows of the whole article (serving/windows.py). Bundles without the field are "pair".
 MODEL_TYPES = ("pair", "article")
-REQUIRED_KEYS = ("name", "labels", "max_length", "context_width", "threshold", "temperature",
-                 "normalization", "backbone", "files")
+REQUIRED_KEYS = (
+    "name",
+    "labels",
+    "max_length",
+    "context_width",
+    "threshold",
+    "temperature",
+    "normalization",
+    "backbone",
+    "files",
+)
 
 
 logger = logging.getLogger("mudraj")
@@ -49,8 +59,9 @@ def resolve_bundle(model: Path | str | None = None) -> Path:
             raise BundleError(f"{what}={given}: no such folder (expected a model bundle with {METADATA})")
         if not (path / METADATA).is_file() and (path / "run.json").is_file():
             if not (path / "bundle" / METADATA).is_file():
-                raise BundleError(f"{what}={given} is a training run with no exported bundle: "
-                                  f"run `mudraj export {given}` first")
+                raise BundleError(
+                    f"{what}={given} is a training run with no exported bundle: run `mudraj export {given}` first"
+                )
             path = path / "bundle"
         return path
     if (DEFAULT_MODEL / METADATA).is_file():
@@ -81,8 +92,7 @@ def write_metadata(bundle: Path, meta: dict, *, checksums: bool = False) -> None
 
     bundle = Path(bundle)
     if checksums:
-        meta["files"] = {p.name: sha256_file(p) for p in sorted(bundle.iterdir())
-                         if p.is_file() and p.name != METADATA}
+        meta["files"] = {p.name: sha256_file(p) for p in sorted(bundle.iterdir()) if p.is_file() and p.name != METADATA}
     atomic_write_json(bundle / METADATA, meta)
 
 

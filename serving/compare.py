@@ -16,6 +16,7 @@ edited), the new clause added. Offsets always refer to the texts as
 submitted. Scores from the model (when a predictor is given) are attached to every published
 sentence, so a reader sees the evidence and the model's view side by side.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -82,18 +83,31 @@ def _changes(pub: Span, src: Span) -> list[Change]:
     for op in Indel.opcodes(src.text, pub.text):
         if op.tag == "equal":
             continue
-        out.append(Change(op.tag, (pub.start + op.dest_start, pub.start + op.dest_end),
-                          (src.start + op.src_start, src.start + op.src_end),
-                          pub.text[op.dest_start : op.dest_end], src.text[op.src_start : op.src_end]))
+        out.append(
+            Change(
+                op.tag,
+                (pub.start + op.dest_start, pub.start + op.dest_end),
+                (src.start + op.src_start, src.start + op.src_end),
+                pub.text[op.dest_start : op.dest_end],
+                src.text[op.src_start : op.src_end],
+            )
+        )
     # Indel has no replace: a delete next to an insert at the same place is one replacement.
     merged: list[Change] = []
     for c in out:
         last = merged[-1] if merged else None
-        if last and last.op in ("delete", "insert") and c.op != last.op and c.op in ("delete", "insert") \
-                and last.source[1] == c.source[0] and last.published[1] == c.published[0]:
+        if (
+            last
+            and last.op in ("delete", "insert")
+            and c.op != last.op
+            and c.op in ("delete", "insert")
+            and last.source[1] == c.source[0]
+            and last.published[1] == c.published[0]
+        ):
             d, i = (last, c) if last.op == "delete" else (c, last)
-            merged[-1] = Change("replace", (i.published[0], i.published[1]), (d.source[0], d.source[1]),
-                                i.published_text, d.source_text)
+            merged[-1] = Change(
+                "replace", (i.published[0], i.published[1]), (d.source[0], d.source[1]), i.published_text, d.source_text
+            )
         else:
             merged.append(c)
     return merged
@@ -127,18 +141,31 @@ def _glued(pub: Span, src: Span, steps: Sequence[str]) -> list[Aligned] | None:
         rest = pub.text[:lo]
         kept = Span(pub.start, pub.start + len(rest.rstrip()), rest.strip())
     a, b = _key(kept.text, steps), _key(src.text, steps)
-    first = Aligned("kept", kept, src, 100.0) if a == b else \
-        Aligned("edited", kept, src, min(fuzz.ratio(a, b), 99.99), _changes(kept, src))
+    first = (
+        Aligned("kept", kept, src, 100.0)
+        if a == b
+        else Aligned("edited", kept, src, min(fuzz.ratio(a, b), 99.99), _changes(kept, src))
+    )
     return [first, Aligned("added", added, None, 0.0)] if lo > 0 else [Aligned("added", added, None, 0.0), first]
 
 
-def _joins(source: str, published: str, src: list[Span], pub: list[Span], src_keys: list[str], pub_keys: list[str],
-           match: dict[int, tuple[int, float]], taken: set[int], floor: float,
-           steps: Sequence[str]) -> tuple[dict[int, Aligned], dict[int, Aligned]]:
+def _joins(
+    source: str,
+    published: str,
+    src: list[Span],
+    pub: list[Span],
+    src_keys: list[str],
+    pub_keys: list[str],
+    match: dict[int, tuple[int, float]],
+    taken: set[int],
+    floor: float,
+    steps: Sequence[str],
+) -> tuple[dict[int, Aligned], dict[int, Aligned]]:
     """Merges and splits: a published sentence that joins consecutive source sentences (a full stop
     turned into a comma) is an edit of all of them; consecutive published sentences cut from one source
     sentence are each an edit of it. A join counts when the joined run is at least `floor` similar and
     clearly more similar (JOIN_GAIN) than any single sentence. `match` and `taken` are updated."""
+
     def joined(text: str, spans: list[Span]) -> Span:
         return Span(spans[0].start, spans[-1].end, text[spans[0].start : spans[-1].end])
 
@@ -168,7 +195,9 @@ def _joins(source: str, published: str, src: list[Span], pub: list[Span], src_ke
         for i in range(len(pub)):
             for n in range(2, MAX_JOINED + 1):
                 run = list(range(i, i + n))
-                if run[-1] >= len(pub) or any(r in merged or r in split or (r in match and match[r][0] != j) for r in run):
+                if run[-1] >= len(pub) or any(
+                    r in merged or r in split or (r in match and match[r][0] != j) for r in run
+                ):
                     continue
                 if j in owner and owner[j] not in run:
                     continue
@@ -182,8 +211,11 @@ def _joins(source: str, published: str, src: list[Span], pub: list[Span], src_ke
             changes = _changes(span, q)
             for r in run:
                 match.pop(r, None)
-                mine = [c for c in changes if pub[r].start <= c.published[0] < pub[r].end
-                        or (c.published[0] == c.published[1] == pub[r].end)]
+                mine = [
+                    c
+                    for c in changes
+                    if pub[r].start <= c.published[0] < pub[r].end or (c.published[0] == c.published[1] == pub[r].end)
+                ]
                 split[r] = Aligned("edited", pub[r], q, min(sim, 99.99), mine)
             taken.add(j)
     return merged, split
@@ -247,8 +279,14 @@ def align(source: str, published: str, floor: float = FLOOR, steps: Sequence[str
     return out
 
 
-def compare(source: str, published: str, predictor=None, threshold: float | None = None,
-            floor: float = FLOOR, deadline: float | None = None) -> list[Aligned]:
+def compare(
+    source: str,
+    published: str,
+    predictor=None,
+    threshold: float | None = None,
+    floor: float = FLOOR,
+    deadline: float | None = None,
+) -> list[Aligned]:
     """align(), with the model's score and label on every published sentence when a predictor is given
     (its normalisation is used for matching, so matching sees what the model sees)."""
     steps = tuple(predictor.encoder.normalization) if predictor is not None else STEPS
@@ -260,8 +298,9 @@ def compare(source: str, published: str, predictor=None, threshold: float | None
         if published_rows:
             thr = predictor.threshold if threshold is None else threshold
             kinds: list = []
-            margins, _ = predictor.article_margins([[r.published.text for r in published_rows]], deadline=deadline,
-                                                   kinds_out=kinds)[0]
+            margins, _ = predictor.article_margins(
+                [[r.published.text for r in published_rows]], deadline=deadline, kinds_out=kinds
+            )[0]
             for i, (r, p) in enumerate(zip(published_rows, predictor.probabilities(margins))):
                 r.label, r.score = decide(p, thr)
                 if kinds and r.label == "inserted":
@@ -276,8 +315,15 @@ def comparable(text: str) -> str:
     return offsets_text(text)
 
 
-def record(rows: Sequence[Aligned], model: dict, threshold: float, source: str, published: str,
-           source_sent: str | None = None, published_sent: str | None = None) -> dict:
+def record(
+    rows: Sequence[Aligned],
+    model: dict,
+    threshold: float,
+    source: str,
+    published: str,
+    source_sent: str | None = None,
+    published_sent: str | None = None,
+) -> dict:
     """The one record of a comparison: what POST /compare answers and `mudraj compare --format jsonl`
     writes. source/published: the texts the offsets refer to; *_sent: the texts as sent, to say when
     those differ (a byte-order mark or brackets removed)."""
@@ -287,12 +333,17 @@ def record(rows: Sequence[Aligned], model: dict, threshold: float, source: str, 
             continue
         d = r.as_dict()
         published_rows.append({**d.pop("published"), **{k: v for k, v in d.items() if k != "text"}})
-    return {"model": model, "threshold": threshold, "published": published_rows,
-            "dropped": [{"start": r.source.start, "end": r.source.end, "text": r.source.text}
-                        for r in rows if r.published is None],
-            "summary": summary(rows),
-            "source_text": source if source_sent is not None and source != source_sent else None,
-            "published_text": published if published_sent is not None and published != published_sent else None}
+    return {
+        "model": model,
+        "threshold": threshold,
+        "published": published_rows,
+        "dropped": [
+            {"start": r.source.start, "end": r.source.end, "text": r.source.text} for r in rows if r.published is None
+        ],
+        "summary": summary(rows),
+        "source_text": source if source_sent is not None and source != source_sent else None,
+        "published_text": published if published_sent is not None and published != published_sent else None,
+    }
 
 
 def summary(rows: Sequence[Aligned]) -> dict[str, int]:

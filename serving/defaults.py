@@ -3,6 +3,7 @@
 Training-only defaults (false-alarm target, export tolerances, host count) live in
 training/defaults.py; this module imports nothing heavy and never imports training.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ any other exception shows its traceback, and MUDRAJ_DEBUG=1 shows it for user er
 also derives from the built-in exception it refines, so `except ValueError` elsewhere (pydantic
 validators, callers that already expect it) keeps working.
 """
+
 from __future__ import annotations
 
 

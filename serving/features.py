@@ -6,6 +6,7 @@ inserted sentence often breaks the flow of its neighbours. A sentence longer tha
 budget is cut into windows; each window is one model input and the predictor keeps the
 highest score, so nothing is truncated silently.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -113,21 +114,35 @@ class Encoder:
             windows = [sent[i : i + budget] for i in range(0, max(len(sent), 1), budget)]
             for n, piece in enumerate(windows):
                 if not w:
-                    out.append(Feature(k, n, t.prefix + piece + t.single_suffix,
-                                       t.prefix_types + [t.first_type] * len(piece) + t.single_suffix_types))
+                    out.append(
+                        Feature(
+                            k,
+                            n,
+                            t.prefix + piece + t.single_suffix,
+                            t.prefix_types + [t.first_type] * len(piece) + t.single_suffix_types,
+                        )
+                    )
                     continue
-                room = self.max_length - len(t.prefix) - len(piece) - len(t.middle) - len(t.suffix) - len(self.separator)
+                room = (
+                    self.max_length - len(t.prefix) - len(piece) - len(t.middle) - len(t.suffix) - len(self.separator)
+                )
                 left = [i for s in ids[max(0, k - w) : k] for i in s]
                 right = [i for s in ids[k + 1 : k + 1 + w] for i in s]
                 n_left = min(len(left), max(room // 2, room - len(right)))
                 n_right = min(len(right), room - n_left)
                 context = (left[len(left) - n_left :] if n_left else []) + self.separator + right[:n_right]
-                out.append(Feature(
-                    k, n,
-                    t.prefix + piece + t.middle + context + t.suffix,
-                    t.prefix_types + [t.first_type] * len(piece) + t.middle_types
-                    + [t.second_type] * len(context) + t.suffix_types,
-                ))
+                out.append(
+                    Feature(
+                        k,
+                        n,
+                        t.prefix + piece + t.middle + context + t.suffix,
+                        t.prefix_types
+                        + [t.first_type] * len(piece)
+                        + t.middle_types
+                        + [t.second_type] * len(context)
+                        + t.suffix_types,
+                    )
+                )
         return out
 
 

@@ -9,6 +9,7 @@ serving/service.py the endpoints, serving/schema.py the limits and the request m
     clip                 a client's text, shortened for a log line or an error message
     docs_page            the API docs at / from local files only (BentoML's page loads Google Tag Manager)
 """
+
 from __future__ import annotations
 
 import logging
@@ -198,8 +199,10 @@ _DOCS_PAGE = """<!doctype html>
 """
 
 # The browser may fetch and connect only to this server, whatever a script tries.
-_DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-             "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'")
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 async def docs_page(request: Request) -> HTMLResponse:

@@ -38,8 +38,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def deadline_response(timeout: float) -> JSONResponse:
-    return error_response(504, f"not answered within {timeout:g} s (MUDRAJ_TIMEOUT), so the request was given up "
-                               "and its computation stopped; send less text per request, or raise MUDRAJ_TIMEOUT")
+    return error_response(
+        504,
+        f"not answered within {timeout:g} s (MUDRAJ_TIMEOUT), so the request was given up "
+        "and its computation stopped; send less text per request, or raise MUDRAJ_TIMEOUT",
+    )
 
 
 # ---------------------------------------------------------------- request body size
@@ -82,8 +85,11 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, give_up - time.monotonic()))
             except asyncio.TimeoutError:
-                resp = error_response(408, f"the request body did not arrive within {self.timeout:g} s "
-                                           "(MUDRAJ_BODY_TIMEOUT); send it at once", headers={"Connection": "close"})
+                resp = error_response(
+                    408,
+                    f"the request body did not arrive within {self.timeout:g} s (MUDRAJ_BODY_TIMEOUT); send it at once",
+                    headers={"Connection": "close"},
+                )
                 return await resp(scope, receive, send)
             if message["type"] == "http.disconnect":
                 return  # the client went away; nobody to answer
@@ -124,9 +130,12 @@ class Admission:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
         if self.in_flight >= self.max_queue:
-            resp = error_response(503, f"the server is busy: {self.in_flight} requests are queued, the most one "
-                                       f"worker takes (MUDRAJ_MAX_QUEUE); retry later",
-                                  headers={"Retry-After": str(self.retry_after())})
+            resp = error_response(
+                503,
+                f"the server is busy: {self.in_flight} requests are queued, the most one "
+                f"worker takes (MUDRAJ_MAX_QUEUE); retry later",
+                headers={"Retry-After": str(self.retry_after())},
+            )
             return await resp(scope, receive, send)
         self.in_flight += 1
         started = time.monotonic()
@@ -180,13 +189,15 @@ class StrictRequests:
             return await self.app(scope, receive, send)
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
         if b"content-length" in headers and b"transfer-encoding" in headers:
-            return await error_response(400, "the request has both Content-Length and Transfer-Encoding; "
-                                              "send one")(scope, receive, send)
+            return await error_response(400, "the request has both Content-Length and Transfer-Encoding; send one")(
+                scope, receive, send
+            )
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if kind != b"application/json":
             shown = clip(kind.decode("latin-1") or "none", 60)
-            return await error_response(415, f"the body must be JSON sent as Content-Type: application/json "
-                                              f"(got {shown})")(scope, receive, send)
+            return await error_response(
+                415, f"the body must be JSON sent as Content-Type: application/json (got {shown})"
+            )(scope, receive, send)
         chunks = []
         while True:
             message = await receive()
@@ -198,8 +209,9 @@ class StrictRequests:
         body = b"".join(chunks)
         duplicate = _duplicate_key(body)
         if duplicate is not None:
-            return await error_response(400, f"the JSON body repeats the key {clip(duplicate, 60)!r} in one object; "
-                                              "send each field once")(scope, receive, send)
+            return await error_response(
+                400, f"the JSON body repeats the key {clip(duplicate, 60)!r} in one object; send each field once"
+            )(scope, receive, send)
         await self.app(scope, replaying(body, receive), send)
 
 
@@ -225,10 +237,16 @@ def _duplicate_key(body: bytes) -> str | None:
     return found[0] if found else None
 
 
-UI_HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                                           b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
-              (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-              (b"x-frame-options", b"DENY")]
+UI_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
 
 
 class SecurityHeaders:
@@ -301,10 +319,17 @@ def _tidy(body: bytes) -> bytes:
     detail = []
     for e in data["detail"][:20]:
         if isinstance(e, dict):
-            detail.append({"loc": [clip(x) if isinstance(x, str) else x for x in e.get("loc", [])],
-                           "msg": clip(e.get("msg", ""), 300), "type": e.get("type")})
+            detail.append(
+                {
+                    "loc": [clip(x) if isinstance(x, str) else x for x in e.get("loc", [])],
+                    "msg": clip(e.get("msg", ""), 300),
+                    "type": e.get("type"),
+                }
+            )
     n = len(data["detail"])
-    model = str(data.get("error", "")).rsplit(" for ", 1)[-1] if " for " in str(data.get("error", "")) else "the request"
+    model = (
+        str(data.get("error", "")).rsplit(" for ", 1)[-1] if " for " in str(data.get("error", "")) else "the request"
+    )
     out = {"error": f"{n} validation error{'s' if n != 1 else ''} for {clip(model)}", "detail": detail}
     if n > 20:
         out["more"] = n - 20

@@ -10,6 +10,7 @@ identically by the trainer and the predictor. They serve two purposes:
 Offsets never depend on this: the segmenter cuts the original text (looking through what `sanitize`
 removes), and normalisation only changes what is fed to the tokenizer.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ from serving.errors import InputError
 
 # What counts as an Arabic letter, everywhere in Mudraj: the Arabic block's letters (with tatweel), the
 # supplement, extended-A and the presentation forms. Not digits, not punctuation, not marks.
-ARABIC_LETTERS = "\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFB\uFE70-\uFEFC"
+ARABIC_LETTERS = "\u0621-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdfb\ufe70-\ufefc"
 ARABIC_LETTER = re.compile(f"[{ARABIC_LETTERS}]")
 
 _SPACES = re.compile(r"[\u00a0\u2000-\u200b\u202f\u205f\u3000\t\r\n ]+")
@@ -54,8 +55,10 @@ _VISIBLE_FORMAT = frozenset([*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0
 # variation selectors, the keycap mark with its digit (1️⃣), the object-replacement and replacement characters.
 # (The `regex` module's \p{Extended_Pictographic} would do, but serving keeps to the stdlib; a test checks
 # this class against it.)
-_PICTOGRAPH = re.compile("[\u231a\u231b\u2328\u23cf\u23e9-\u23f3\u23f8-\u23fa\u2600-\u275a\u2761-\u27bf\u2b1b\u2b1c"
-                         "\u2b50\u2b55\u3297\u3299\U0001f000-\U0001faff]")
+_PICTOGRAPH = re.compile(
+    "[\u231a\u231b\u2328\u23cf\u23e9-\u23f3\u23f8-\u23fa\u2600-\u275a\u2761-\u27bf\u2b1b\u2b1c"
+    "\u2b50\u2b55\u3297\u3299\U0001f000-\U0001faff]"
+)
 _EMOJI_PART = re.compile("[\ufe00-\ufe0f\u20e3\ufffc\ufffd\U000e0100-\U000e01ef]")
 _KEYCAP = re.compile("[#*0-9]\ufe0f?\u20e3")
 _LINE_CONTROLS = re.compile("[\t\n\x0b\x0c\r\x1c-\x1f\x85\u2028\u2029]")  # separate words: one space

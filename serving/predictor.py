@@ -2,6 +2,7 @@
 
 Used by `mudraj predict`, `mudraj evaluate` and the HTTP service alike.
 """
+
 from __future__ import annotations
 
 import time
@@ -78,8 +79,9 @@ def decide(probability: float, threshold: float) -> tuple[str, float]:
 
 def flags(probabilities, threshold: float) -> np.ndarray:
     """`decide` over an array: True where the sentence is labelled inserted."""
-    return np.fromiter((score_of(p) >= threshold for p in np.ravel(probabilities)), bool,
-                       count=np.size(probabilities)).reshape(np.shape(probabilities))
+    return np.fromiter(
+        (score_of(p) >= threshold for p in np.ravel(probabilities)), bool, count=np.size(probabilities)
+    ).reshape(np.shape(probabilities))
 
 
 class Predictor:
@@ -88,8 +90,15 @@ class Predictor:
     precision: "int8" (CPU default), "fp32" (GPU default), or "auto".
     """
 
-    def __init__(self, bundle: Path | str, precision: str = "auto", device: str = "auto",
-                 threads: int | None = None, batch_size: int = 32, verify: bool = True):
+    def __init__(
+        self,
+        bundle: Path | str,
+        precision: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+        verify: bool = True,
+    ):
         self.bundle = Path(bundle)
         self.meta = read_metadata(self.bundle, verify=verify)
         available = ort.get_available_providers()
@@ -113,8 +122,12 @@ class Predictor:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.precision, self.device = precision, "cuda" if use_cuda else "cpu"
         self.batch_size = batch_size
-        self.encoder = Encoder(load_tokenizer(self.bundle / "tokenizer.json"), self.meta["max_length"],
-                               self.meta["context_width"], self.meta["normalization"])
+        self.encoder = Encoder(
+            load_tokenizer(self.bundle / "tokenizer.json"),
+            self.meta["max_length"],
+            self.meta["context_width"],
+            self.meta["normalization"],
+        )
         # "pair" (a sentence with its neighbours, one input each) or "article" (serving/windows.py).
         self.model_type = self.meta.get("model_type", "pair")
         if self.model_type not in MODEL_TYPES:
@@ -124,17 +137,26 @@ class Predictor:
         # The kind head's classes (article bundles trained with kind_loss_weight > 0), in output order.
         self.kinds = list(self.meta.get("kinds") or [])
         if self.kinds and "kind_logits" not in {o.name for o in self.session.get_outputs()}:
-            raise InputError(f"{self.bundle}: metadata names {len(self.kinds)} kinds but the model has no kind_logits output")
+            raise InputError(
+                f"{self.bundle}: metadata names {len(self.kinds)} kinds but the model has no kind_logits output"
+            )
         self.temperature = float(self.meta.get("temperature", 1.0))
 
     @property
     def info(self) -> dict:
-        return {"name": self.meta["name"], "version": self.meta.get("version", "0"), "threshold": self.threshold,
-                "precision": self.precision, "device": self.device, "backbone": self.meta["backbone"].get("name"),
-                "model_type": self.model_type}
+        return {
+            "name": self.meta["name"],
+            "version": self.meta.get("version", "0"),
+            "threshold": self.threshold,
+            "precision": self.precision,
+            "device": self.device,
+            "backbone": self.meta["backbone"].get("name"),
+            "model_type": self.model_type,
+        }
 
-    def logits(self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None,
-               deadline: float | None = None) -> np.ndarray:
+    def logits(
+        self, features: Sequence[Feature], groups: Sequence[Sequence[int]] | None = None, deadline: float | None = None
+    ) -> np.ndarray:
         """Raw logits [n, 2] in length-sorted batches. A batch never mixes two groups: dynamic int8
         quantisation scales activations per batch, so a score would otherwise depend on what else
         happened to share its batch (other articles, other requests).
@@ -160,8 +182,13 @@ class Predictor:
         """Calibrated P(inserted) from margins (logit inserted - logit reporting), with the bundle's temperature."""
         return sigmoid(margins / self.temperature)
 
-    def article_margins(self, articles: Sequence[Sequence[str]], isolate: bool = True,
-                        deadline: float | None = None, kinds_out: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def article_margins(
+        self,
+        articles: Sequence[Sequence[str]],
+        isolate: bool = True,
+        deadline: float | None = None,
+        kinds_out: list | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per sentence of each article: the margin of its worst window, and its window count.
 
         isolate=True (the default, used by predict, evaluate and /classify): each article is computed
@@ -189,15 +216,19 @@ class Predictor:
             windows[k] += 1
         return result
 
-    def _article_model_margins(self, articles: Sequence[Sequence[str]], isolate: bool,
-                               deadline: float | None, kinds_out: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _article_model_margins(
+        self, articles: Sequence[Sequence[str]], isolate: bool, deadline: float | None, kinds_out: list | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """article_margins for the article model: each sentence's margin comes from the window that
         scores it (the highest over the pieces of a long sentence); window counts are piece counts.
         Windows of one article are always batched on their own: `isolate` is accepted for the same
         signature and has no other effect."""
         encoded = [self.windows.encode_article(s) for s in articles]
-        batches = [(a, enc.windows[b : b + self.batch_size])
-                   for a, enc in enumerate(encoded) for b in range(0, len(enc.windows), self.batch_size)]
+        batches = [
+            (a, enc.windows[b : b + self.batch_size])
+            for a, enc in enumerate(encoded)
+            for b in range(0, len(enc.windows), self.batch_size)
+        ]
         result = [(np.full(enc.n_sentences, -np.inf), np.zeros(enc.n_sentences, dtype=np.int64)) for enc in encoded]
         kinds = [np.zeros((enc.n_sentences, len(self.kinds)), np.float32) for enc in encoded] if self.kinds else None
         outputs = ["logits", "kind_logits"] if kinds is not None else ["logits"]
@@ -221,13 +252,15 @@ class Predictor:
             kinds_out.extend(kinds)
         return result
 
-    def score_articles(self, articles: Sequence[Sequence[str]], isolate: bool = True,
-                       deadline: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def score_articles(
+        self, articles: Sequence[Sequence[str]], isolate: bool = True, deadline: float | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """P(inserted) and window counts for each sentence of each article."""
         return [(self.probabilities(m), w) for m, w in self.article_margins(articles, isolate, deadline)]
 
-    def predict_texts(self, texts: Sequence[str], threshold: float | None = None,
-                      deadline: float | None = None) -> list[list[SentencePrediction]]:
+    def predict_texts(
+        self, texts: Sequence[str], threshold: float | None = None, deadline: float | None = None
+    ) -> list[list[SentencePrediction]]:
         """Segment and classify whole articles. Brackets, if any, are removed first.
         deadline: stop with DeadlineExceeded between model batches once it has passed (see logits())."""
         thr = self.threshold if threshold is None else threshold

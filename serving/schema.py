@@ -2,6 +2,7 @@
 pydantic input models of the endpoints: unknown fields refused, strict types, sizes bounded
 (-> 400 with the field and the problem). The HTTP plumbing around them is serving/http.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -130,8 +131,10 @@ def _check_request_chars(texts: list[str]) -> None:
     """One request's work is bounded by its characters: it never holds the worker for long."""
     total = sum(map(len, texts))
     if total > MAX_REQUEST_CHARS:
-        raise ValueError(f"the request carries {total} characters of text in all; the limit is "
-                         f"{MAX_REQUEST_CHARS} (MUDRAJ_MAX_REQUEST_CHARS): split it into several requests")
+        raise ValueError(
+            f"the request carries {total} characters of text in all; the limit is "
+            f"{MAX_REQUEST_CHARS} (MUDRAJ_MAX_REQUEST_CHARS): split it into several requests"
+        )
 
 
 _SAMPLE = "أعلنت وزارة الصحة اليوم افتتاح مستشفى جديد في المدينة. ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."
@@ -157,8 +160,10 @@ Threshold = Annotated[
 ]
 SentenceList = Annotated[
     list[Annotated[str, Field(strict=True), AfterValidator(_check_sentence)]],
-    Field(description="Sentences, already split by the caller. Each is scored alone (no context).",
-          examples=[["أعلنت الوزارة افتتاح مستشفى جديد.", "ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."]]),
+    Field(
+        description="Sentences, already split by the caller. Each is scored alone (no context).",
+        examples=[["أعلنت الوزارة افتتاح مستشفى جديد.", "ويأتي ذلك في وقت يعاني فيه القطاع من إهمال مزمن."]],
+    ),
     AfterValidator(_check_sentences),
 ]
 
@@ -167,20 +172,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-_JSON_TYPES = {bool: "true/false", float: "a number with a fraction part", type(None): "null", list: "an array",
-               dict: "an object"}
+_JSON_TYPES = {
+    bool: "true/false",
+    float: "a number with a fraction part",
+    type(None): "null",
+    list: "an array",
+    dict: "an object",
+}
 
 
 def _check_id(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (str, int)):  # strict: true is not 1, 1.0 is not 1
-        raise ValueError(f"id must be a string or a whole number, not {_JSON_TYPES.get(type(value), type(value).__name__)}")
+        raise ValueError(
+            f"id must be a string or a whole number, not {_JSON_TYPES.get(type(value), type(value).__name__)}"
+        )
     return value
 
 
 class ArticleIn(_Strict):
-    id: Annotated[Union[StrictStr, StrictInt], BeforeValidator(_check_id),
-                  Field(description="Your identifier for the article (a string or a whole number); echoed back.",
-                        examples=["a1"])]
+    id: Annotated[
+        Union[StrictStr, StrictInt],
+        BeforeValidator(_check_id),
+        Field(
+            description="Your identifier for the article (a string or a whole number); echoed back.", examples=["a1"]
+        ),
+    ]
     text: ArticleText
 
 
@@ -223,9 +239,11 @@ class SentencesInput(_Strict):
         # Adaptive batching merges the sentences of concurrent requests into one model call, which
         # takes one argument: a per-request threshold cannot travel with them.
         if isinstance(data, dict) and "threshold" in data:
-            raise ValueError("/classify_sentences takes no threshold: its labels use the model's threshold "
-                             "(see /model_card). Compare the returned scores with your own threshold, or "
-                             "send whole articles to /classify, which takes one")
+            raise ValueError(
+                "/classify_sentences takes no threshold: its labels use the model's threshold "
+                "(see /model_card). Compare the returned scores with your own threshold, or "
+                "send whole articles to /classify, which takes one"
+            )
         return data
 
     @model_validator(mode="after")
@@ -240,8 +258,11 @@ class CompareInput(_Strict):
     published: ArticleText
     threshold: Threshold = None
     floor: Optional[Annotated[float, Field(gt=0.0, le=100.0, allow_inf_nan=False, strict=True)]] = Field(
-        None, description="Similarity (0-100) from which a changed sentence counts as edited rather than "
-                          "added and dropped (default 70, as `mudraj compare --floor`)", examples=[70.0])
+        None,
+        description="Similarity (0-100) from which a changed sentence counts as edited rather than "
+        "added and dropped (default 70, as `mudraj compare --floor`)",
+        examples=[70.0],
+    )
 
     @model_validator(mode="after")
     def _size(self) -> "CompareInput":
@@ -249,12 +270,12 @@ class CompareInput(_Strict):
         # scored by the model; the source is aligned with it, which costs far less.
         for name, text in (("source", self.source), ("published", self.published)):
             if len(text) > MAX_REQUEST_CHARS:
-                raise ValueError(f"{name} is {len(text)} characters long; the limit is {MAX_REQUEST_CHARS} "
-                                 "(MUDRAJ_MAX_REQUEST_CHARS) for each side of a comparison")
+                raise ValueError(
+                    f"{name} is {len(text)} characters long; the limit is {MAX_REQUEST_CHARS} "
+                    "(MUDRAJ_MAX_REQUEST_CHARS) for each side of a comparison"
+                )
         return self
 
 
 class ModelCardInput(_Strict):
     model_config = ConfigDict(title="ModelCardInput")
-
-

@@ -7,6 +7,7 @@ It cuts what the model sees (serving.normalize.sanitize): controls, bidi embeddi
 zero-width characters and emoji are looked through, so "جملة.\u2069 جملة" splits like "جملة. جملة".
 Offsets still refer to the text as given, these characters included.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -121,8 +122,15 @@ def _boundaries(text: str, lo: int, hi: int) -> list[int]:
     return ends
 
 
-def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, locked: set[int] | None = None,
-          unseen: bool = False) -> None:
+def _emit(
+    text: str,
+    lo: int,
+    hi: int,
+    out: list[Span],
+    merge: bool = True,
+    locked: set[int] | None = None,
+    unseen: bool = False,
+) -> None:
     """Strip whitespace from text[lo:hi] and append it as a sentence if anything is left.
     unseen: text has characters the model does not see; a piece made only of them is no sentence."""
     while lo < hi and text[lo].isspace():
@@ -136,8 +144,14 @@ def _emit(text: str, lo: int, hi: int, out: list[Span], merge: bool = True, lock
         return
     # A piece made only of punctuation belongs to the sentence before it.
     gap = text[out[-1].end : lo] if out else ""
-    if (merge and out and not any(c.isalnum() for c in piece) and not gap.strip() and "\n" not in gap
-            and (len(out) - 1) not in (locked or ())):
+    if (
+        merge
+        and out
+        and not any(c.isalnum() for c in piece)
+        and not gap.strip()
+        and "\n" not in gap
+        and (len(out) - 1) not in (locked or ())
+    ):
         prev = out.pop()
         out.append(Span(prev.start, hi, text[prev.start : hi]))
         return
@@ -188,4 +202,3 @@ def segment(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[Span]:
             locked.add(len(spans) - 1)
         cursor = p_end
     return spans
-

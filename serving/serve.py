@@ -7,6 +7,7 @@ importing this module imports neither bentoml nor onnxruntime; the server proces
 `ServerProcess` starts the same command in a child process and waits until it is ready: the
 tests' server fixture and the HTTP benchmarks use it, so they exercise what a user runs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -27,8 +28,12 @@ from serving.errors import InputError
 SERVICE = "serving.service:Mudraj"
 
 
-def serve_env(model: Path | str | None = None, workers: int | None = None, threads: int | None = None,
-              base: dict[str, str] | None = None) -> dict[str, str]:
+def serve_env(
+    model: Path | str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment the server runs with (the service reads its settings from it)."""
     env = dict(os.environ if base is None else base)
     if model is not None:
@@ -46,8 +51,19 @@ def serve_env(model: Path | str | None = None, workers: int | None = None, threa
 
 
 def serve_command(host: str = HOST, port: int = PORT) -> list[str]:
-    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(int(port)),
-            "--working-dir", str(REPO)]
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        SERVICE,
+        "--host",
+        host,
+        "--port",
+        str(int(port)),
+        "--working-dir",
+        str(REPO),
+    ]
 
 
 def base_url(host: str, port: int) -> str:
@@ -67,7 +83,9 @@ def check_port(host: str, port: int) -> None:
     try:
         addrs = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as err:
-        raise InputError(f"cannot listen on {host}: {err.strerror}; give an address of this machine with --host") from None
+        raise InputError(
+            f"cannot listen on {host}: {err.strerror}; give an address of this machine with --host"
+        ) from None
     failure = None
     for family, kind, proto, _, addr in addrs:
         with socket.socket(family, kind, proto) as s:
@@ -82,8 +100,9 @@ def check_port(host: str, port: int) -> None:
     raise InputError(f"cannot listen on {host}:{port}: {failure.strerror}") from None
 
 
-def serve(model: Path | None, host: str = HOST, port: int = PORT, workers: int | None = None,
-          threads: int | None = None) -> None:
+def serve(
+    model: Path | None, host: str = HOST, port: int = PORT, workers: int | None = None, threads: int | None = None
+) -> None:
     """Serve `model` (a bundle folder; None: $MUDRAJ_MODEL or the default) until interrupted.
 
     Binds 127.0.0.1 unless told otherwise. Does not return on POSIX (the server replaces this process).
@@ -154,8 +173,16 @@ class ServerProcess:
     session of its own, so `stop()` reaches its workers too.
     """
 
-    def __init__(self, model: Path, log: Path, env: dict[str, str | None] | None = None, port: int | None = None,
-                 workers: int | None = None, threads: int | None = None, ready_timeout: float = 180.0):
+    def __init__(
+        self,
+        model: Path,
+        log: Path,
+        env: dict[str, str | None] | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+        threads: int | None = None,
+        ready_timeout: float = 180.0,
+    ):
         self.port = port or free_port()
         self.url = base_url("127.0.0.1", self.port)
         self.model, self.log = Path(model), Path(log)
@@ -165,14 +192,25 @@ class ServerProcess:
                 child_env.pop(key, None)
             else:
                 child_env[key] = value
-        cmd = [sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "training.cli",
+            "serve",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         cmd += ["--workers", str(workers)] if workers else []
         cmd += ["--threads", str(threads)] if threads else []
         started = time.monotonic()
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             self._wait_ready(started, ready_timeout)
         except BaseException:
@@ -187,8 +225,9 @@ class ServerProcess:
     def _wait_ready(self, started: float, timeout: float) -> None:
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode} before it was ready:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"the server exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}"
+                )
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
             try:

@@ -26,6 +26,7 @@ base image and MUDRAJ_DEVICE=cuda (no silent fallback to the CPU).
 This process must never import torch or transformers: the predictor runs ONNX Runtime and the
 `tokenizers` library only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,8 +102,10 @@ class ModelInfo(BaseModel):
 
 
 class KindScore(BaseModel):
-    name: str = Field(description="A kind of insertion (see /model_card 'kinds' for their descriptions)",
-                      examples=["fake_attribution"])
+    name: str = Field(
+        description="A kind of insertion (see /model_card 'kinds' for their descriptions)",
+        examples=["fake_attribution"],
+    )
     p: float = Field(description="The kind head's probability for this kind", examples=[0.71])
 
 
@@ -112,8 +115,10 @@ class Kind(BaseModel):
     top: list[KindScore] = Field(description="The three likeliest kinds, most likely first")
 
 
-KIND_DOC = ("What kind of insertion the sentence looks like (bundles with a kind head); only for sentences "
-            "labelled 'inserted', null otherwise")
+KIND_DOC = (
+    "What kind of insertion the sentence looks like (bundles with a kind head); only for sentences "
+    "labelled 'inserted', null otherwise"
+)
 
 
 class Sentence(BaseModel):
@@ -146,7 +151,9 @@ class ArticleResult(BaseModel):
     sentences: list[Sentence]
     inserted: int
     windowed: list[int]
-    text: Optional[str] = Field(default=None, description="As in /classify: the text the offsets refer to, if not the one sent")
+    text: Optional[str] = Field(
+        default=None, description="As in /classify: the text the offsets refer to, if not the one sent"
+    )
 
 
 class BatchResponse(BaseModel):
@@ -178,10 +185,14 @@ class ComparedSentence(BaseModel):
     start: int = Field(description="Offset of the sentence in the published text")
     end: int
     text: str
-    status: str = Field(description="'kept' (as in the source), 'edited' (a source sentence, changed) or "
-                                    "'added' (in no source sentence)", examples=["added"])
-    similarity: float = Field(description="0-100 similarity to its source sentence (100: the same once "
-                                          "normalised; 0 for added)")
+    status: str = Field(
+        description="'kept' (as in the source), 'edited' (a source sentence, changed) or "
+        "'added' (in no source sentence)",
+        examples=["added"],
+    )
+    similarity: float = Field(
+        description="0-100 similarity to its source sentence (100: the same once normalised; 0 for added)"
+    )
     source: Optional[TextSpan] = Field(default=None, description="The source sentence it matches, if any")
     changes: list[Change] = Field(default=[], description="Character-level differences, for edited sentences")
     label: str = Field(description="The model's label for the sentence, at the threshold")
@@ -195,8 +206,9 @@ class CompareResponse(BaseModel):
     published: list[ComparedSentence] = Field(description="The published text's sentences in order")
     dropped: list[TextSpan] = Field(description="Source sentences that no published sentence matches")
     summary: dict[str, int] = Field(description="How many sentences are kept, edited, added and dropped")
-    source_text: Optional[str] = Field(default=None, description="As in /classify: the source text the offsets "
-                                                                 "refer to, if not the one sent")
+    source_text: Optional[str] = Field(
+        default=None, description="As in /classify: the source text the offsets refer to, if not the one sent"
+    )
     published_text: Optional[str] = Field(default=None, description="The same for the published text")
 
 
@@ -211,25 +223,40 @@ async def _model_card_get(request: Request) -> JSONResponse:
     return JSONResponse(_state["card"])
 
 
-ui_app = Starlette(routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")],
-                   exception_handlers=JSON_ERRORS, middleware=[Middleware(SecurityHeaders)])
+ui_app = Starlette(
+    routes=[Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static")],
+    exception_handlers=JSON_ERRORS,
+    middleware=[Middleware(SecurityHeaders)],
+)
+
+
 async def _no_favicon(request: Request) -> Response:
     return Response(status_code=204)  # browsers ask for one; nothing to send, and no 404 in the log
 
 
-pages_app = Starlette(routes=[Route("/model_card", _model_card_get, methods=["GET"]),
-                              Route("/favicon.ico", _no_favicon, methods=["GET"]),
-                              Route("/", docs_page, methods=["GET"])],
-                      exception_handlers=JSON_ERRORS)
+pages_app = Starlette(
+    routes=[
+        Route("/model_card", _model_card_get, methods=["GET"]),
+        Route("/favicon.ico", _no_favicon, methods=["GET"]),
+        Route("/", docs_page, methods=["GET"]),
+    ],
+    exception_handlers=JSON_ERRORS,
+)
 
 
 # ---------------------------------------------------------------- the service
 
 
-@bentoml.service(name="mudraj", workers=WORKERS, threads=1, service_class=MudrajService,
-                 **({"resources": {"gpu": GPUS}} if GPUS else {}),
-                 # BentoML's own timeout is the backstop; Admission answers 504 at MUDRAJ_TIMEOUT
-                 traffic={"timeout": TIMEOUT + 10}, **({} if METRICS else {"metrics": {"enabled": False}}))
+@bentoml.service(
+    name="mudraj",
+    workers=WORKERS,
+    threads=1,
+    service_class=MudrajService,
+    **({"resources": {"gpu": GPUS}} if GPUS else {}),
+    # BentoML's own timeout is the backstop; Admission answers 504 at MUDRAJ_TIMEOUT
+    traffic={"timeout": TIMEOUT + 10},
+    **({} if METRICS else {"metrics": {"enabled": False}}),
+)
 @bentoml.asgi_app(ui_app, path="/ui", name="ui")
 @bentoml.asgi_app(pages_app, path="/", name="pages")
 class Mudraj:
@@ -247,14 +274,27 @@ class Mudraj:
         meta = dict(self.predictor.meta)
         meta["files"] = sorted(meta.get("files", {}))  # names only, no checksums
         meta["kinds"] = describe(self.predictor.kinds)  # the kind head's classes, named for people
-        meta["serving"] = {**self.predictor.info, "bundle": self.bundle.name, "threads": THREADS,
-                           "workers": WORKERS, "max_chars": MAX_CHARS, "max_request_chars": MAX_REQUEST_CHARS,
-                           "max_articles": MAX_ARTICLES, "max_sentences": MAX_SENTENCES,
-                           "max_queue": MAX_QUEUE, "timeout_s": TIMEOUT}
+        meta["serving"] = {
+            **self.predictor.info,
+            "bundle": self.bundle.name,
+            "threads": THREADS,
+            "workers": WORKERS,
+            "max_chars": MAX_CHARS,
+            "max_request_chars": MAX_REQUEST_CHARS,
+            "max_articles": MAX_ARTICLES,
+            "max_sentences": MAX_SENTENCES,
+            "max_queue": MAX_QUEUE,
+            "timeout_s": TIMEOUT,
+        }
         self.card = meta
         _state["card"] = meta
-        logger.info("Mudraj: serving %s (%s, %s, %d threads)", self.bundle, self.predictor.precision,
-                    self.predictor.device, THREADS)
+        logger.info(
+            "Mudraj: serving %s (%s, %s, %d threads)",
+            self.bundle,
+            self.predictor.precision,
+            self.predictor.device,
+            THREADS,
+        )
 
     def _threshold(self, threshold: float | None) -> float:
         return self.predictor.threshold if threshold is None else float(threshold)
@@ -264,19 +304,28 @@ class Mudraj:
         bare = [offsets_text(t) for t in texts]
         out = []
         for text, clean, preds in zip(texts, bare, self.predictor.predict_texts(bare, thr, request_deadline())):
-            out.append({
-                "sentences": [Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score,
-                                       kind=p.kind) for p in preds],
-                "inserted": sum(p.label == "inserted" for p in preds),
-                "windowed": [i for i, p in enumerate(preds) if p.windows > 1],
-                "text": clean if clean != text else None,  # the text the offsets refer to, if not the one sent
-            })
+            out.append(
+                {
+                    "sentences": [
+                        Sentence(start=p.start, end=p.end, text=p.text, label=p.label, score=p.score, kind=p.kind)
+                        for p in preds
+                    ],
+                    "inserted": sum(p.label == "inserted" for p in preds),
+                    "windowed": [i for i, p in enumerate(preds) if p.windows > 1],
+                    "text": clean if clean != text else None,  # the text the offsets refer to, if not the one sent
+                }
+            )
         return out
 
     @staticmethod
     def _stopped(endpoint: str, err: DeadlineExceeded) -> JSONResponse:
-        logger.warning("%s: deadline of %d s passed (MUDRAJ_TIMEOUT), stopped after %d of %d model batches",
-                       endpoint, TIMEOUT, err.done, err.total)
+        logger.warning(
+            "%s: deadline of %d s passed (MUDRAJ_TIMEOUT), stopped after %d of %d model batches",
+            endpoint,
+            TIMEOUT,
+            err.done,
+            err.total,
+        )
         return deadline_response(TIMEOUT)  # Admission has answered already, unless this one wins the race
 
     @bentoml.api(input_spec=ClassifyInput)
@@ -297,8 +346,11 @@ class Mudraj:
             results = self._results([a.text for a in articles], thr)
         except DeadlineExceeded as err:
             return self._stopped("/classify_batch", err)
-        return BatchResponse(model=self.model_info, threshold=thr,
-                             results=[ArticleResult(id=a.id, **r) for a, r in zip(articles, results)])
+        return BatchResponse(
+            model=self.model_info,
+            threshold=thr,
+            results=[ArticleResult(id=a.id, **r) for a, r in zip(articles, results)],
+        )
 
     # A bulk caller would rather wait than be refused: the batch deadline is generous (BentoML answers
     # 503 to requests it cannot serve within max_latency_ms).
@@ -325,8 +377,9 @@ class Mudraj:
         return out
 
     @bentoml.api(input_spec=CompareInput)
-    def compare(self, source: str, published: str, threshold: Optional[float] = None,
-                floor: Optional[float] = None) -> CompareResponse:
+    def compare(
+        self, source: str, published: str, threshold: Optional[float] = None, floor: Optional[float] = None
+    ) -> CompareResponse:
         """Compare a published text with its source (e.g. the agency's original): every published sentence
         is kept, edited (with its changes) or added, with the model's score; unmatched source sentences
         are dropped. Offsets refer to each text (less a byte-order mark and [ ] brackets)."""
@@ -335,7 +388,9 @@ class Mudraj:
         thr = self._threshold(threshold)
         src, pub = comparable(source), comparable(published)
         try:
-            rows = compare(src, pub, self.predictor, thr, FLOOR if floor is None else floor, deadline=request_deadline())
+            rows = compare(
+                src, pub, self.predictor, thr, FLOOR if floor is None else floor, deadline=request_deadline()
+            )
         except DeadlineExceeded as err:
             return self._stopped("/compare", err)
         return CompareResponse(**record(rows, self.model_info.model_dump(), thr, src, pub, source, published))

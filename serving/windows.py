@@ -18,6 +18,7 @@ windows, so nothing is truncated silently.
 
 Everything here depends on one article only: a sentence's score cannot depend on other articles.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -110,8 +111,10 @@ class ArticleEncoder:
                 if u not in best or context > best[u][0]:
                     best[u] = (context, w)
             layouts.append((tokens + self.end, markers, list(range(a, b))))
-        return [Window(tokens, markers, us, [best[u][1] == w for u in us])
-                for w, (tokens, markers, us) in enumerate(layouts)]
+        return [
+            Window(tokens, markers, us, [best[u][1] == w for u in us])
+            for w, (tokens, markers, us) in enumerate(layouts)
+        ]
 
 
 def pad_windows(windows: Sequence[Window], pad_id: int) -> dict[str, np.ndarray]:
@@ -126,5 +129,4 @@ def pad_windows(windows: Sequence[Window], pad_id: int) -> dict[str, np.ndarray]
         ids[r, : len(w.input_ids)] = w.input_ids
         mask[r, : len(w.input_ids)] = 1
         markers[r, : len(w.markers)] = w.markers
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
-            "marker_positions": markers}
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids), "marker_positions": markers}

@@ -1,4 +1,5 @@
 """Where things are, and skips for what a user's clone may lack (../shared)."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """Shared fixtures: offline, two threads, a tiny model trained once per session."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,8 +47,21 @@ def built_corpus(tmp_path_factory) -> Path:
 
 # Fixtures that train a model, build the corpus, start a server or a browser: a test that uses one is
 # `slow` (left out by `make test-fast`, run by `make test` and CI).
-HEAVY_FIXTURES = {"tiny_run", "tiny_bundle", "built_corpus", "server", "tight_server", "api_schema", "browser",
-                  "kind_bundle", "fitted", "article_run", "article_bundle", "calibrated", "converted"}
+HEAVY_FIXTURES = {
+    "tiny_run",
+    "tiny_bundle",
+    "built_corpus",
+    "server",
+    "tight_server",
+    "api_schema",
+    "browser",
+    "kind_bundle",
+    "fitted",
+    "article_run",
+    "article_bundle",
+    "calibrated",
+    "converted",
+}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,6 +2,7 @@
 function-level ones included: no import circles between our modules; serving never imports training
 (the service ships without it); nothing under training/ imports Ray (batch inference is serving's);
 no module over 350 lines."""
+
 import ast
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -71,8 +72,9 @@ def test_no_import_circles():
 
 def test_serving_never_imports_training():
     ours, _ = graph()
-    wrong = sorted(f"{m} imports {t}" for m, ts in ours.items() if m.startswith("serving") for t in ts
-                   if t.startswith("training"))
+    wrong = sorted(
+        f"{m} imports {t}" for m, ts in ours.items() if m.startswith("serving") for t in ts if t.startswith("training")
+    )
     assert not wrong, wrong
 
 
@@ -83,15 +85,21 @@ def test_nothing_under_training_imports_ray():
 
 
 def test_no_module_over_350_lines():
-    long = {name: n for name, path in modules().items()
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        name: n
+        for name, path in modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, long
 
 
-@pytest.mark.parametrize("planted, expect", [
-    ("from training.ship import calibrate\n", "circle"),
-    ("def f():\n    from training.corpus import build\n", "serving"),
-])
+@pytest.mark.parametrize(
+    "planted, expect",
+    [
+        ("from training.ship import calibrate\n", "circle"),
+        ("def f():\n    from training.corpus import build\n", "serving"),
+    ],
+)
 def test_the_rules_see_a_planted_defect(tmp_path, planted, expect):
     """The checks fail on a copy of the tree with one bad import added (a function-level one too)."""
     import shutil

@@ -1,4 +1,5 @@
 """One home for each training-side default; the CLI, the library functions and the tests read them here."""
+
 from __future__ import annotations
 
 from serving.defaults import REPO, SHARED

@@ -5,6 +5,7 @@ JSONL lines are `{"id", "text"}` (brackets allowed) or pre-split
 `{"id", "sentences": [{"text", "label"}]}`; other fields (outlet, ...) are kept as metadata.
 Ids are unique across all inputs. Every error names the file and the line.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,12 +46,16 @@ def language_problem(text: str, what: str = "text") -> str | None:
     if not arabic:
         return NO_ARABIC.replace("text", what, 1)
     if len(arabic) < MIN_ARABIC_SHARE * len(letters):
-        return (f"{what} is mostly not Arabic ({len(arabic) / len(letters):.0%} of its letters are; Mudraj reads "
-                "Arabic news articles)")
+        return (
+            f"{what} is mostly not Arabic ({len(arabic) / len(letters):.0%} of its letters are; Mudraj reads "
+            "Arabic news articles)"
+        )
     other = sum(c in NOT_ARABIC_LANGUAGE for c in arabic)
     if other >= 3 and other > MAX_PERSIAN_URDU_SHARE * len(arabic):
-        return (f"{what} reads as Persian or Urdu (letters such as پ چ گ ے ں), not Arabic; Mudraj reads Arabic "
-                "news articles")
+        return (
+            f"{what} reads as Persian or Urdu (letters such as پ چ گ ے ں), not Arabic; Mudraj reads Arabic "
+            "news articles"
+        )
     return None
 
 
@@ -91,8 +96,9 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def jsonl_lines(path: Path, start: int = 0, end: int | None = None,
-                first_line: int = 1) -> Iterator[tuple[int, int, int, dict]]:
+def jsonl_lines(
+    path: Path, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[tuple[int, int, int, dict]]:
     """(line number, byte offset, byte end, object) for each non-blank line of a JSONL file, or of its
     bytes [start, end) (whole lines, the first of them numbered first_line). Lines end at "\\n" only:
     a raw U+2028 inside a JSON string is text, not a line break. Invalid UTF-8, invalid JSON and a line
@@ -108,7 +114,9 @@ def jsonl_lines(path: Path, start: int = 0, end: int | None = None,
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise FormatError(str(path), lineno, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {at + err.start})") from None
+                raise FormatError(
+                    str(path), lineno, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at offset {at + err.start})"
+                ) from None
             if "\x00" in line:
                 raise FormatError(str(path), lineno, "binary file (NUL byte); expected UTF-8 text")
             if at == 0:
@@ -146,7 +154,9 @@ def jsonl_article(path: Path, lineno: int, rec: dict) -> RawArticle:
             if not isinstance(s, dict) or not isinstance(s.get("text"), str) or not s["text"].strip():
                 raise FormatError(str(path), lineno, f"sentences[{i}] needs a non-empty string field 'text'")
             if "label" in s and s["label"] not in ("reporting", "inserted", 0, 1):
-                raise FormatError(str(path), lineno, f"sentences[{i}].label must be 'reporting' or 'inserted', got {s['label']!r}")
+                raise FormatError(
+                    str(path), lineno, f"sentences[{i}].label must be 'reporting' or 'inserted', got {s['label']!r}"
+                )
         return RawArticle(art_id, src, sentences=sents, meta=meta, line=lineno)
     if "text" in rec:
         if not isinstance(rec["text"], str):
@@ -212,7 +222,9 @@ def read_txt(path: Path) -> RawArticle:
 
 def _read_txt(raw: bytes, art_id: str, source: str) -> RawArticle:
     if len(raw) > 4 * MAX_ARTICLE_CHARS:
-        raise FormatError(source, None, f"file is {len(raw):,} bytes; an article is at most {MAX_ARTICLE_CHARS:,} characters")
+        raise FormatError(
+            source, None, f"file is {len(raw):,} bytes; an article is at most {MAX_ARTICLE_CHARS:,} characters"
+        )
     text = without_bom(decode_utf8(raw, source))
     if not text.strip():
         raise FormatError(source, None, "empty file")
@@ -236,16 +248,21 @@ def input_kind(path: Path) -> str:
         return suffix[1:]
     if suffix in ("", ".txt"):
         return "txt"
-    raise FormatError(str(path), None, f"{path.suffix} is not an input Mudraj reads: give .txt (one "
-                                       "article), .jsonl ({\"id\", \"text\"} a line) or .parquet (id and "
-                                       "text columns)")
+    raise FormatError(
+        str(path),
+        None,
+        f"{path.suffix} is not an input Mudraj reads: give .txt (one "
+        'article), .jsonl ({"id", "text"} a line) or .parquet (id and '
+        "text columns)",
+    )
 
 
 def unique_id(art_id: str, where: str, seen: dict[str, str], line: int | None = None) -> None:
     """The one duplicate-id check of both engines: `seen` maps each id to where it was first read."""
     if art_id in seen:
-        raise FormatError(where, line, f"duplicate id {art_id!r} (also {seen[art_id]}); ids must be unique "
-                                       "across all inputs")
+        raise FormatError(
+            where, line, f"duplicate id {art_id!r} (also {seen[art_id]}); ids must be unique across all inputs"
+        )
     seen[art_id] = where if line is None else f"{where}:{line}"
 
 
@@ -279,8 +296,9 @@ def strip_article(article: RawArticle) -> tuple[str, list[tuple[int, int]]]:
         return strip_brackets(article.text, article.source)
     except FormatError as err:
         if article.line:  # JSONL: the record's line, and the line inside its text
-            raise FormatError(article.source, article.line,
-                              f"field 'text': {err.message} (line {err.line} of the text)") from None
+            raise FormatError(
+                article.source, article.line, f"field 'text': {err.message} (line {err.line} of the text)"
+            ) from None
         raise
 
 

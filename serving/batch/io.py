@@ -1,4 +1,5 @@
 """Atomic file writes: a reader never sees half a file, a crash never leaves one."""
+
 from __future__ import annotations
 
 import json

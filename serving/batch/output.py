@@ -1,5 +1,6 @@
 """What `mudraj predict` writes: JSONL (one record per article), CSV (one row per sentence), Parquet
 (one row per article, like JSONL), or a table for a person reading in a terminal."""
+
 from __future__ import annotations
 
 import csv
@@ -42,21 +43,34 @@ def parquet_bytes(arts, results) -> bytes:
 
     kind_score = pa.struct([("name", pa.string()), ("p", pa.float64())])
     kind = pa.struct([("name", pa.string()), ("p", pa.float64()), ("top", pa.list_(kind_score))])
-    sentence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
-                          ("label", pa.string()), ("score", pa.float64()), ("windows", pa.int64()),
-                          ("kind", kind)])
-    schema = pa.schema([("id", pa.string())] + [(k, pa.string()) for k in CARRIED]
-                       + [("sentences", pa.list_(sentence))])
-    rows = [{"id": a.id, **carried(a.meta), "sentences": [{"windows": 1, "kind": None, **s.as_dict()} for s in r]}
-            for a, r in zip(arts, results)]
+    sentence = pa.struct(
+        [
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("text", pa.string()),
+            ("label", pa.string()),
+            ("score", pa.float64()),
+            ("windows", pa.int64()),
+            ("kind", kind),
+        ]
+    )
+    schema = pa.schema(
+        [("id", pa.string())] + [(k, pa.string()) for k in CARRIED] + [("sentences", pa.list_(sentence))]
+    )
+    rows = [
+        {"id": a.id, **carried(a.meta), "sentences": [{"windows": 1, "kind": None, **s.as_dict()} for s in r]}
+        for a, r in zip(arts, results)
+    ]
     buf = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
     return buf.getvalue().to_pybytes()
 
 
 def _as_jsonl(arts, results) -> str:
-    return "".join(json.dumps({"id": a.id, **carried(a.meta), "sentences": [s.as_dict() for s in r]},
-                              ensure_ascii=False) + "\n" for a, r in zip(arts, results))
+    return "".join(
+        json.dumps({"id": a.id, **carried(a.meta), "sentences": [s.as_dict() for s in r]}, ensure_ascii=False) + "\n"
+        for a, r in zip(arts, results)
+    )
 
 
 def _as_csv(arts, results) -> str:
@@ -64,8 +78,10 @@ def _as_csv(arts, results) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "index", "start", "end", "label", "score", "kind", "kind_p", "kind_2", "kind_3", "text"])
     for a, r in zip(arts, results):
-        w.writerows([safe_cell(a.id), i, s.start, s.end, s.label, s.score, *_kind_cells(s.kind), safe_cell(s.text)]
-                    for i, s in enumerate(r))
+        w.writerows(
+            [safe_cell(a.id), i, s.start, s.end, s.label, s.score, *_kind_cells(s.kind), safe_cell(s.text)]
+            for i, s in enumerate(r)
+        )
     return buf.getvalue()
 
 
@@ -126,8 +142,12 @@ def render_compare(fmt: Format, rows, source_name: str, published_name: str, rec
         raise InputError(f"compare writes jsonl or table, not {fmt}")
     flat = lambda t: " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in t).split())  # noqa: E731
     counts = summary(rows)
-    lines = [click.style(f"{published_name} against {source_name}", bold=True) + "  ("
-             + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"]
+    lines = [
+        click.style(f"{published_name} against {source_name}", bold=True)
+        + "  ("
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
+        + ")"
+    ]
     colour = {"added": "yellow", "edited": "cyan"}
     for r in rows:
         if r.published is None:

@@ -16,6 +16,7 @@ collected, the other shards still finish, and the run ends with the list.
 
 On a cluster, the inputs, the bundle and OUT must be paths every node sees (a shared file system), and
 every node needs mudraj installed with the same Python (`pip install 'mudraj[ray]'`)."""
+
 from __future__ import annotations
 
 import json
@@ -118,7 +119,13 @@ def plan_shards(inputs: Iterable[Path], shard_size: int = SHARD_SIZE) -> list[Sh
             for row, art_id in enumerate(ids, 1):
                 unique_id(str(art_id), f"{f} row {row}", seen)
             for lo in range(0, len(ids), shard_size):
-                add("parquet", [f], start=lo, end=min(len(ids), lo + shard_size), articles=min(shard_size, len(ids) - lo))
+                add(
+                    "parquet",
+                    [f],
+                    start=lo,
+                    end=min(len(ids), lo + shard_size),
+                    articles=min(shard_size, len(ids) - lo),
+                )
         else:
             unique_id(f.stem, str(f), seen)
             txt.append(f)
@@ -134,7 +141,10 @@ def read_shard(shard: Shard) -> list:
         return [read_txt(Path(f)) for f in shard.files]
     path = Path(shard.files[0])
     if shard.kind == "jsonl":
-        return [jsonl_article(path, ln, rec) for ln, _, _, rec in jsonl_lines(path, shard.start, shard.end, shard.first_line)]
+        return [
+            jsonl_article(path, ln, rec)
+            for ln, _, _, rec in jsonl_lines(path, shard.start, shard.end, shard.first_line)
+        ]
     return list(read_parquet(path, shard.start, shard.end))
 
 
@@ -154,8 +164,12 @@ class ShardLabeler:
         results = self.predictor.predict_texts([prediction_text(a) for a in arts], self.threshold)
         data = parquet_bytes(arts, results) if self.fmt is Format.parquet else render(self.fmt, arts, results).encode()
         atomic_write_bytes(self.out / shard.part(self.fmt), data)
-        return {"articles": len(arts), "sentences": sum(map(len, results)),
-                "inserted": sum(s.label == "inserted" for r in results for s in r), "error": ""}
+        return {
+            "articles": len(arts),
+            "sentences": sum(map(len, results)),
+            "inserted": sum(s.label == "inserted" for r in results for s in r),
+            "error": "",
+        }
 
     def __call__(self, batch: dict) -> dict:
         rows = []
@@ -172,8 +186,14 @@ def _settings(bundle: Path, fmt: Format, shard_size: int, precision: str, thresh
     import hashlib
 
     meta = (Path(bundle) / "metadata.json").read_bytes()
-    return {"bundle": str(Path(bundle).resolve()), "bundle_sha256": hashlib.sha256(meta).hexdigest(),
-            "format": Format(fmt).value, "shard_size": shard_size, "precision": precision, "threshold": threshold}
+    return {
+        "bundle": str(Path(bundle).resolve()),
+        "bundle_sha256": hashlib.sha256(meta).hexdigest(),
+        "format": Format(fmt).value,
+        "shard_size": shard_size,
+        "precision": precision,
+        "threshold": threshold,
+    }
 
 
 def prepare(out: Path, shards: list[Shard], settings: dict) -> list[Shard]:
@@ -187,8 +207,10 @@ def prepare(out: Path, shards: list[Shard], settings: dict) -> list[Shard]:
         old = json.loads(run_file.read_text(encoding="utf-8"))
         changed = [k for k, v in settings.items() if old.get("settings", {}).get(k) != v]
         if changed:
-            raise InputError(f"--out {out} holds a run with another {', '.join(changed)}; "
-                             "give another --out folder or remove this one")
+            raise InputError(
+                f"--out {out} holds a run with another {', '.join(changed)}; "
+                "give another --out folder or remove this one"
+            )
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"--out {out} is not empty and holds no mudraj run; give a new or empty folder")
     for p in sorted(out.glob(f"part-*.{fmt.value}")):  # stale: inputs changed, or the shard is gone
@@ -199,9 +221,20 @@ def prepare(out: Path, shards: list[Shard], settings: dict) -> list[Shard]:
     return [s for s in shards if not (out / s.part(fmt)).exists()]
 
 
-def run(inputs: Iterable[Path], out: Path, bundle: Path, fmt: Format = Format.jsonl, *, shard_size: int = SHARD_SIZE,
-        workers: int | None = None, threads: int | None = None, address: str | None = None,
-        precision: str = "auto", threshold: float | None = None, progress: bool = True) -> dict:
+def run(
+    inputs: Iterable[Path],
+    out: Path,
+    bundle: Path,
+    fmt: Format = Format.jsonl,
+    *,
+    shard_size: int = SHARD_SIZE,
+    workers: int | None = None,
+    threads: int | None = None,
+    address: str | None = None,
+    precision: str = "auto",
+    threshold: float | None = None,
+    progress: bool = True,
+) -> dict:
     """Label the inputs into OUT with Ray Data (see the module's docstring); returns the run's summary."""
     if Format(fmt) not in FORMATS:
         raise InputError(f"--engine ray writes {', '.join(f.value for f in FORMATS)}, not {Format(fmt).value}")
@@ -209,8 +242,9 @@ def run(inputs: Iterable[Path], out: Path, bundle: Path, fmt: Format = Format.js
     if address is None:  # Ray on this machine: its CPUs are known before Ray starts or OUT is written
         cpus = os.cpu_count() or 1
         if workers and threads and workers * threads > cpus:
-            raise InputError(f"--workers {workers} x --threads {threads} asks for {workers * threads} CPUs; "
-                             f"this machine has {cpus}")
+            raise InputError(
+                f"--workers {workers} x --threads {threads} asks for {workers * threads} CPUs; this machine has {cpus}"
+            )
         if workers and workers > cpus:
             raise InputError(f"--workers {workers} asks for more workers than this machine's {cpus} CPUs")
     shards = plan_shards(inputs, shard_size)
@@ -224,11 +258,30 @@ def run(inputs: Iterable[Path], out: Path, bundle: Path, fmt: Format = Format.js
     if not pending:
         _leave(address)
     total = sum(s.articles for s in shards)
-    summary = {"shards": len(shards), "skipped": len(shards) - len(pending), "articles": total,
-               "labelled": 0, "sentences": 0, "inserted": 0, "errors": []}
+    summary = {
+        "shards": len(shards),
+        "skipped": len(shards) - len(pending),
+        "articles": total,
+        "labelled": 0,
+        "sentences": 0,
+        "inserted": 0,
+        "errors": [],
+    }
     if pending:
-        summary.update(_label(pending, out, bundle, fmt, workers, threads, address, precision, threshold,
-                              total - sum(s.articles for s in pending) if progress else None))
+        summary.update(
+            _label(
+                pending,
+                out,
+                bundle,
+                fmt,
+                workers,
+                threads,
+                address,
+                precision,
+                threshold,
+                total - sum(s.articles for s in pending) if progress else None,
+            )
+        )
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     if not summary["errors"]:
         # What the folder holds, over every invocation that wrote it (not only this one's share).
@@ -295,8 +348,18 @@ def _join(address: str) -> None:
         raise InputError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
 
 
-def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: int | None, threads: int | None,
-           address: str | None, precision: str, threshold: float | None, done: int | None) -> dict:
+def _label(
+    pending: list[Shard],
+    out: Path,
+    bundle: Path,
+    fmt: Format,
+    workers: int | None,
+    threads: int | None,
+    address: str | None,
+    precision: str,
+    threshold: float | None,
+    done: int | None,
+) -> dict:
     if not address:
         # Read by Ray when it is imported: set before the first import (see the ray.init below).
         os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -317,8 +380,10 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
         cpus = int(ray.cluster_resources().get("CPU", 1))
         asked_workers, asked_threads = workers, threads
         if asked_workers and asked_threads and asked_workers * asked_threads > cpus:
-            raise InputError(f"--workers {asked_workers} x --threads {asked_threads} asks for "
-                             f"{asked_workers * asked_threads} CPUs; the Ray cluster has {cpus}")
+            raise InputError(
+                f"--workers {asked_workers} x --threads {asked_threads} asks for "
+                f"{asked_workers * asked_threads} CPUs; the Ray cluster has {cpus}"
+            )
         if asked_workers and asked_workers > cpus:
             raise InputError(f"--workers {asked_workers} asks for more workers than the Ray cluster's {cpus} CPUs")
         workers = min(workers or max(1, cpus // 2), len(pending))
@@ -328,16 +393,38 @@ def _label(pending: list[Shard], out: Path, bundle: Path, fmt: Format, workers: 
         ctx.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ds = ray.data.from_items([{"shard": json.dumps(asdict(s))} for s in pending], override_num_blocks=len(pending))
-        ds = ds.map_batches(ShardLabeler, batch_size=1, batch_format="numpy", num_cpus=threads,
-                            compute=ray.data.ActorPoolStrategy(size=workers),
-                            fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()), "out": str(Path(out).resolve()),
-                                                   "fmt": Format(fmt).value, "precision": precision,
-                                                   "threads": threads, "threshold": threshold})
+        ds = ds.map_batches(
+            ShardLabeler,
+            batch_size=1,
+            batch_format="numpy",
+            num_cpus=threads,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            fn_constructor_kwargs={
+                "bundle": str(Path(bundle).resolve()),
+                "out": str(Path(out).resolve()),
+                "fmt": Format(fmt).value,
+                "precision": precision,
+                "threads": threads,
+                "threshold": threshold,
+            },
+        )
         by_index = {s.index: s for s in pending}
-        result = {"labelled": 0, "sentences": 0, "inserted": 0, "errors": [], "workers": workers,
-                  "threads_per_worker": threads, "ray_start_s": round(started, 3)}
-        with tqdm(total=sum(s.articles for s in by_index.values()) + (done or 0), initial=done or 0,
-                  desc="labelling", unit="article", disable=done is None) as bar:
+        result = {
+            "labelled": 0,
+            "sentences": 0,
+            "inserted": 0,
+            "errors": [],
+            "workers": workers,
+            "threads_per_worker": threads,
+            "ray_start_s": round(started, 3),
+        }
+        with tqdm(
+            total=sum(s.articles for s in by_index.values()) + (done or 0),
+            initial=done or 0,
+            desc="labelling",
+            unit="article",
+            disable=done is None,
+        ) as bar:
             for row in ds.iter_rows():
                 if row["error"]:
                     result["errors"].append(str(row["error"]))

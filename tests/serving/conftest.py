@@ -3,16 +3,34 @@
 Started once per test session with serving.serve.ServerProcess, i.e. through `mudraj serve`
 exactly as a user starts it (the HTTP benchmarks use the same class), and stopped at the end.
 """
+
 from __future__ import annotations
 
 import pytest
 
 # Settings a developer's shell may carry that would change what the tests see.
-CLEAN_ENV = {"MUDRAJ_THREADS": "1", "OMP_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "True",
-             **{k: None for k in ("MUDRAJ_MODEL", "MUDRAJ_WORKERS", "MUDRAJ_MAX_CHARS", "MUDRAJ_MAX_ARTICLES",
-                                  "MUDRAJ_MAX_SENTENCES", "MUDRAJ_PRECISION", "MUDRAJ_DEVICE",
-                                  "MUDRAJ_MAX_REQUEST_CHARS", "MUDRAJ_MAX_QUEUE", "MUDRAJ_TIMEOUT", "MUDRAJ_METRICS",
-                                  "MUDRAJ_MAX_BODY_BYTES")}}
+CLEAN_ENV = {
+    "MUDRAJ_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "BENTOML_DO_NOT_TRACK": "True",
+    **{
+        k: None
+        for k in (
+            "MUDRAJ_MODEL",
+            "MUDRAJ_WORKERS",
+            "MUDRAJ_MAX_CHARS",
+            "MUDRAJ_MAX_ARTICLES",
+            "MUDRAJ_MAX_SENTENCES",
+            "MUDRAJ_PRECISION",
+            "MUDRAJ_DEVICE",
+            "MUDRAJ_MAX_REQUEST_CHARS",
+            "MUDRAJ_MAX_QUEUE",
+            "MUDRAJ_TIMEOUT",
+            "MUDRAJ_METRICS",
+            "MUDRAJ_MAX_BODY_BYTES",
+        )
+    },
+}
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,15 @@ def test_offsets_refer_to_the_text_without_brackets():
     assert [clean[a:b] for a, b in spans] == ["ب ج.", "هـ و."]
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("سطر.\n[أ [ب] ج]", 2, "nested"),
-    ("سطر.\nسطر.\nأ] ب", 3, "without a matching"),
-    ("سطر.\n[أ ب\n\nج", 2, "never closed"),
-    ("أ [ ] ب", 1, "empty"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("سطر.\n[أ [ب] ج]", 2, "nested"),
+        ("سطر.\nسطر.\nأ] ب", 3, "without a matching"),
+        ("سطر.\n[أ ب\n\nج", 2, "never closed"),
+        ("أ [ ] ب", 1, "empty"),
+    ],
+)
 def test_bad_brackets_name_the_line(text, line, message):
     with pytest.raises(FormatError) as err:
         strip_brackets(text, "art.txt")

@@ -1,6 +1,7 @@
 """Compare mode: a published text against its source. Every inserted sentence of the built corpus is
 found as `added` and nothing else moves; edits are reported with their differences; the CLI and
 /compare give the same answer with offsets into each text."""
+
 import json
 
 import pytest
@@ -8,10 +9,12 @@ import pytest
 from serving.brackets import source_and_published
 from serving.compare import align, comparable, summary
 
-SOURCE = ("قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين. "
-          "وأضاف في تصريح للصحفيين أن نسبة الإنجاز بلغت 80 في المئة حتى الآن.\n\n"
-          "وأوضح أن المرحلة الأولى تشمل خمس محطات في شمال المدينة. "
-          "وذكر بيان للوزارة أن التكلفة بلغت ملياري ريال.")
+SOURCE = (
+    "قال وزير النقل إن مشروع القطار سيكتمل العام المقبل بعد تأخر استمر عامين. "
+    "وأضاف في تصريح للصحفيين أن نسبة الإنجاز بلغت 80 في المئة حتى الآن.\n\n"
+    "وأوضح أن المرحلة الأولى تشمل خمس محطات في شمال المدينة. "
+    "وذكر بيان للوزارة أن التكلفة بلغت ملياري ريال."
+)
 ADDED = "ويأتي هذا المشروع ضمن خطة أوسع لتطوير شبكة النقل العام في المدن الكبرى."
 
 
@@ -31,10 +34,13 @@ def test_an_inserted_sentence_is_added_and_the_rest_kept_with_offsets_into_each_
             assert SOURCE[r.source.start : r.source.end] == r.source.text
 
 
-@pytest.mark.parametrize("old, new", [
-    ("80 في", "85 في"),  # a changed number
-    ("وأضاف في", "وزعم في"),  # a changed attribution verb
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("80 في", "85 في"),  # a changed number
+        ("وأضاف في", "وزعم في"),  # a changed attribution verb
+    ],
+)
 def test_an_edited_sentence_reports_its_changes(old, new):
     published = SOURCE.replace(old, new)
     rows = align(SOURCE, published)
@@ -43,9 +49,11 @@ def test_an_edited_sentence_reports_its_changes(old, new):
     assert 70 <= edited.similarity < 100
     # The changes sit inside the words that changed, on both sides.
     at_src, at_pub = SOURCE.index(old), published.index(new)
-    assert edited.changes and all(at_src <= c.source[0] <= c.source[1] <= at_src + len(old)
-                                  and at_pub <= c.published[0] <= c.published[1] <= at_pub + len(new)
-                                  for c in edited.changes)
+    assert edited.changes and all(
+        at_src <= c.source[0] <= c.source[1] <= at_src + len(old)
+        and at_pub <= c.published[0] <= c.published[1] <= at_pub + len(new)
+        for c in edited.changes
+    )
     for c in edited.changes:  # offsets into each text
         assert published[c.published[0] : c.published[1]] == c.published_text
         assert SOURCE[c.source[0] : c.source[1]] == c.source_text
@@ -114,18 +122,31 @@ def test_cli_compare_writes_jsonl_and_a_table(tiny_bundle, tmp_path):
     published = SOURCE.replace("حتى الآن.", "حتى الآن. " + ADDED).replace("80 في", "85 في")
     (tmp_path / "pub.txt").write_text(published, encoding="utf-8")
     runner = CliRunner()
-    res = runner.invoke(app, ["compare", str(tmp_path / "src.txt"), str(tmp_path / "pub.txt"),
-                              "--model", str(tiny_bundle), "--format", "jsonl"])
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            str(tmp_path / "src.txt"),
+            str(tmp_path / "pub.txt"),
+            "--model",
+            str(tiny_bundle),
+            "--format",
+            "jsonl",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rec = json.loads(res.output)
     assert rec["summary"] == {"kept": 3, "edited": 1, "added": 1, "dropped": 0}
     assert all(0 <= s["score"] <= 1 and s["label"] in ("reporting", "inserted") for s in rec["published"])
     assert rec["model"]["name"] and 0 <= rec["threshold"] <= 1  # the record /compare answers
-    res = runner.invoke(app, ["compare", str(tmp_path / "src.txt"), str(tmp_path / "pub.txt"),
-                              "--model", str(tiny_bundle)])
+    res = runner.invoke(
+        app, ["compare", str(tmp_path / "src.txt"), str(tmp_path / "pub.txt"), "--model", str(tiny_bundle)]
+    )
     assert res.exit_code == 0 and "added" in res.output and "edited" in res.output
     (tmp_path / "en.txt").write_text("Nothing Arabic here.", encoding="utf-8")
-    res = runner.invoke(app, ["compare", str(tmp_path / "en.txt"), str(tmp_path / "pub.txt"), "--model", str(tiny_bundle)])
+    res = runner.invoke(
+        app, ["compare", str(tmp_path / "en.txt"), str(tmp_path / "pub.txt"), "--model", str(tiny_bundle)]
+    )
     assert res.exit_code == 2 and "en.txt" in res.output and "Arabic" in res.output
 
 
@@ -154,16 +175,23 @@ def test_evaluate_compare_labels_from_the_alignment(tiny_bundle, tmp_path):
 
     pairs = tmp_path / "pairs.jsonl"
     published = SOURCE.replace("حتى الآن.", "حتى الآن. " + ADDED).replace("80 في", "85 في")
-    pairs.write_text(json.dumps({"id": "p1", "source": SOURCE, "published": published}, ensure_ascii=False) + "\n",
-                     encoding="utf-8")
+    pairs.write_text(
+        json.dumps({"id": "p1", "source": SOURCE, "published": published}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     bracketed = tmp_path / "b.txt"
     bracketed.write_text(SOURCE.replace("حتى الآن.", "حتى الآن. [" + ADDED + "]"), encoding="utf-8")
     r = evaluate(tiny_bundle, [pairs, bracketed], tmp_path / "report", compare=True)
     assert r["test"]["articles"] == 2 and r["test"]["sentences"] == 10 and r["test"]["inserted"] == 2
     al = r["alignment"]
     assert (al["kept"], al["edited"], al["added"], al["dropped"]) == (7, 1, 2, 0)
-    assert al["brackets"] == {"articles": 1, "bracketed": 1, "recovered": 1, "missed": 0, "other_added": 0,
-                              "exact_articles": 1}
+    assert al["brackets"] == {
+        "articles": 1,
+        "bracketed": 1,
+        "recovered": 1,
+        "missed": 0,
+        "other_added": 0,
+        "exact_articles": 1,
+    }
     assert "Labels from compare mode" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"source": SOURCE, "published": ""}) + "\n", encoding="utf-8")

@@ -26,7 +26,10 @@ def test_pair_layout_matches_the_tokenizers_own_post_processor(tokenizer):
     assert mid.input_ids[:n] == ref.ids[:n] and mid.token_type_ids[:n] == ref.type_ids[:n]
     assert mid.token_type_ids[-1] == ref.type_ids[-1]  # the context segment's type
     joined = left.ids + enc.separator + right.ids
-    assert joined == mid.input_ids[len(mid.input_ids) - len(joined) - len(enc.t.suffix) : len(mid.input_ids) - len(enc.t.suffix)]
+    assert (
+        joined
+        == mid.input_ids[len(mid.input_ids) - len(joined) - len(enc.t.suffix) : len(mid.input_ids) - len(enc.t.suffix)]
+    )
     assert len(mid.input_ids) == len(mid.token_type_ids)
 
 
@@ -47,8 +50,11 @@ def test_long_sentences_are_windowed_never_truncated(tokenizer):
 
 
 def test_controls_bidi_marks_and_emoji_never_reach_the_tokenizer(tokenizer):
-    noisy = ["\u2067افتتح الوزير 😀 محطة\x00 جديدة لتحلية المياه.\u2069", "وقال إن👍🏽 المحطة ستخدم\u200b المدينة.\u200f",
-             "وأضاف\u202b أن العمل استغرق 🇸🇦 ثلاث سنوات.❤️\ue000"]
+    noisy = [
+        "\u2067افتتح الوزير 😀 محطة\x00 جديدة لتحلية المياه.\u2069",
+        "وقال إن👍🏽 المحطة ستخدم\u200b المدينة.\u200f",
+        "وأضاف\u202b أن العمل استغرق 🇸🇦 ثلاث سنوات.❤️\ue000",
+    ]
     # Always on, whatever the bundle's named normalisation steps: bundles already shipped are covered too.
     for steps in [(), ("whitespace", "punctuation")]:
         enc = Encoder(tokenizer, 128, 1, steps)

@@ -2,6 +2,7 @@
 
 Every input tried is appended to artifacts/fuzz-inputs.jsonl (git-ignored) for reading later.
 """
+
 import json
 
 import pytest
@@ -37,8 +38,10 @@ def test_no_server_error_and_errors_are_json(api_schema, server, path):
         r = case.call(base_url=server.url, timeout=60)
         seen.append(r.status_code)
         with LOG.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"path": path, "body": case.body, "status": r.status_code},
-                               ensure_ascii=False, default=str) + "\n")
+            f.write(
+                json.dumps({"path": path, "body": case.body, "status": r.status_code}, ensure_ascii=False, default=str)
+                + "\n"
+            )
         assert r.status_code < 500, f"{path} {case.body!r:.300} -> {r.status_code} {r.text[:300]}"
         if r.status_code >= 400:
             assert "error" in r.json(), r.text[:300]

@@ -1,6 +1,7 @@
 """Issue 22, the second hardening round: each test names the item it covers and failed before the fix.
 
 The HTTP items share one server with a small queue and a short body timeout (`round2_server`)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,11 @@ def round2_server(tiny_bundle, tmp_path_factory):
 def _idle(port: int, length: int = 100, sent: bytes = b"") -> socket.socket:
     """A connection that sends POST /classify headers promising `length` bytes, then only `sent`."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              + f"Content-Length: {length}\r\n\r\n".encode() + sent)
+    s.sendall(
+        b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {length}\r\n\r\n".encode()
+        + sent
+    )
     return s
 
 
@@ -123,12 +127,19 @@ def test_item19_csv_cells_never_start_a_formula(tiny_bundle):
     from serving.batch.output import Format, render
     from serving.predictor import SentencePrediction
 
-    arts = [RawArticle("=HYPERLINK(\"x\")", "t", text="")]
-    res = [[SentencePrediction(0, 5, "=1+1 ثم", "reporting", 0.1), SentencePrediction(6, 9, "@SUM(A1)", "inserted", 0.9),
-            SentencePrediction(10, 12, "-2 نص", "reporting", 0.2), SentencePrediction(13, 15, "+نص", "reporting", 0.2)]]
+    arts = [RawArticle('=HYPERLINK("x")', "t", text="")]
+    res = [
+        [
+            SentencePrediction(0, 5, "=1+1 ثم", "reporting", 0.1),
+            SentencePrediction(6, 9, "@SUM(A1)", "inserted", 0.9),
+            SentencePrediction(10, 12, "-2 نص", "reporting", 0.2),
+            SentencePrediction(13, 15, "+نص", "reporting", 0.2),
+        ]
+    ]
     rows = list(csv.reader(io.StringIO(render(Format.csv, arts, res))))[1:]
-    assert all(not row[0].startswith(("=", "+", "-", "@")) and not row[10].startswith(("=", "+", "-", "@"))
-               for row in rows)
+    assert all(
+        not row[0].startswith(("=", "+", "-", "@")) and not row[10].startswith(("=", "+", "-", "@")) for row in rows
+    )
     assert rows[0][10] == "'=1+1 ثم"  # kept readable, not run
 
 
@@ -136,8 +147,10 @@ def _classify_count(url: str) -> float:
     import re
 
     text = requests.get(url + "/metrics", timeout=30).text
-    rows = re.findall(r'^bentoml_service_request_total\{([^}]*)\}\s+(\S+)', text, re.M)
-    return sum(float(v) for labels, v in rows if 'endpoint="/classify"' in labels and 'http_response_code="200"' in labels)
+    rows = re.findall(r"^bentoml_service_request_total\{([^}]*)\}\s+(\S+)", text, re.M)
+    return sum(
+        float(v) for labels, v in rows if 'endpoint="/classify"' in labels and 'http_response_code="200"' in labels
+    )
 
 
 @pytest.mark.slow
@@ -153,10 +166,14 @@ def test_item4_a_second_server_leaves_the_first_ones_metrics_alone(round2_server
         assert _classify_count(round2_server.url) == before + 2  # before: the second's count, or its own lost
 
 
-PERSIAN = ("وزارت بهداشت ایران روز گذشته اعلام کرد که برنامه جدید واکسیناسیون کودکان از هفته آینده در همه "
-           "استان‌ها آغاز می‌شود. این برنامه با هدف پیشگیری از گسترش بیماری‌های واگیر اجرا خواهد شد.")
-URDU = ("وزیر اعظم نے آج کہا کہ حکومت ملک میں تعلیم کے شعبے کو بہتر بنانے کے لیے نئے منصوبے شروع کرے گی۔ "
-        "انہوں نے کہا کہ اسکولوں میں اساتذہ کی کمی پوری کی جائے گی۔")
+PERSIAN = (
+    "وزارت بهداشت ایران روز گذشته اعلام کرد که برنامه جدید واکسیناسیون کودکان از هفته آینده در همه "
+    "استان‌ها آغاز می‌شود. این برنامه با هدف پیشگیری از گسترش بیماری‌های واگیر اجرا خواهد شد."
+)
+URDU = (
+    "وزیر اعظم نے آج کہا کہ حکومت ملک میں تعلیم کے شعبے کو بہتر بنانے کے لیے نئے منصوبے شروع کرے گی۔ "
+    "انہوں نے کہا کہ اسکولوں میں اساتذہ کی کمی پوری کی جائے گی۔"
+)
 
 
 def test_item17_one_language_rule_for_the_cli_and_the_service():
@@ -173,8 +190,15 @@ def test_item17_one_language_rule_for_the_cli_and_the_service():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path,body", [("/classify", {"text": PERSIAN}), ("/classify_sentences", {"sentences": ["English."]}),
-                                       ("/classify", {"text": "ــــــ"}), ("/classify", {"text": ARTICLE + "\u0000"})])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/classify", {"text": PERSIAN}),
+        ("/classify_sentences", {"sentences": ["English."]}),
+        ("/classify", {"text": "ــــــ"}),
+        ("/classify", {"text": ARTICLE + "\u0000"}),
+    ],
+)
 def test_item17_the_service_refuses_what_the_cli_refuses(round2_server, path, body):
     r = requests.post(round2_server.url + path, json=body, timeout=30)
     assert r.status_code == 400, r.text[:300]
@@ -194,16 +218,24 @@ def test_item17_predict_refuses_persian_in_one_line(tiny_bundle, tmp_path):
 @pytest.mark.slow
 def test_item20_duplicate_keys_two_framings_and_plain_text_bodies_are_refused(round2_server):
     url = round2_server.url + "/classify"
-    dup = requests.post(url, data=json.dumps({"text": ARTICLE})[:-1] + ', "text": "نص آخر بالعربية."}',
-                        headers={"Content-Type": "application/json"}, timeout=30)
+    dup = requests.post(
+        url,
+        data=json.dumps({"text": ARTICLE})[:-1] + ', "text": "نص آخر بالعربية."}',
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert dup.status_code == 400 and "repeats the key 'text'" in dup.json()["error"]
     plain = requests.post(url, data=json.dumps({"text": ARTICLE}), headers={"Content-Type": "text/plain"}, timeout=30)
     assert plain.status_code == 415 and "application/json" in plain.json()["error"]
     body = json.dumps({"text": ARTICLE}).encode()
     with socket.create_connection(("127.0.0.1", round2_server.port), timeout=30) as s:
-        s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-                  + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        s.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + f"{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
         answer = s.recv(4096).decode("utf-8", "replace")
     assert answer.split("\r\n")[0].split(" ")[1] == "400", answer[:300]
     assert requests.post(url, json={"text": ARTICLE}, timeout=30).status_code == 200  # a proper request still works
@@ -228,8 +260,9 @@ def test_item21_counts_read_as_english_and_long_runs_report_progress_off_a_termi
     res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(one), "-o", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 0 and "1 article, 2 sentences" in res.output, res.output
     many = tmp_path / "many.jsonl"
-    many.write_text("".join(json.dumps({"id": i, "text": ARTICLE}, ensure_ascii=False) + "\n" for i in range(7)),
-                    encoding="utf-8")
+    many.write_text(
+        "".join(json.dumps({"id": i, "text": ARTICLE}, ensure_ascii=False) + "\n" for i in range(7)), encoding="utf-8"
+    )
     monkeypatch.setattr(P, "PROGRESS_EVERY", 3)
     res = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(many), "-o", str(tmp_path / "m.jsonl")])
     assert res.exit_code == 0
@@ -249,16 +282,18 @@ def test_item5_a_hard_wrapped_article_is_segmented_and_compared_as_the_unwrapped
     from serving.segment import segment
     from tests._paths import TINY_DATA
 
-    text = "\n\n".join(p.replace("[", "").replace("]", "")
-                       for p in (TINY_DATA / "water-plant.txt").read_text(encoding="utf-8").split("\n\n"))
+    text = "\n\n".join(
+        p.replace("[", "").replace("]", "")
+        for p in (TINY_DATA / "water-plant.txt").read_text(encoding="utf-8").split("\n\n")
+    )
     wrapped = "\n\n".join(textwrap.fill(p, 70) for p in text.split("\n\n"))
     assert "\n" in wrapped.split("\n\n")[1]  # really wrapped inside a paragraph
-    flat = lambda spans, t: [" ".join(t[s.start:s.end].split()) for s in spans]  # noqa: E731
+    flat = lambda spans, t: [" ".join(t[s.start : s.end].split()) for s in spans]  # noqa: E731
     assert flat(segment(wrapped), wrapped) == flat(segment(text), text)
     p = Predictor(tiny_bundle)
     a, b = p.predict_texts([text])[0], p.predict_texts([wrapped])[0]
     assert [round(x.score, 4) for x in a] == [round(x.score, 4) for x in b]  # the same sentences, the same scores
-    assert all(wrapped[x.start:x.end] == x.text for x in b)  # offsets still refer to the submitted text
+    assert all(wrapped[x.start : x.end] == x.text for x in b)  # offsets still refer to the submitted text
     counts = summary(compare(wrapped, text, p))
     assert counts["added"] == 0 and counts["dropped"] == 0, counts
 
@@ -275,8 +310,10 @@ def test_item16_each_side_of_a_comparison_has_its_own_limit(round2_server):
     assert bad.status_code == 400 and "source" in bad.text
 
 
-MERGE_SRC = ("أعلن الوزير اليوم إطلاق برنامج جديد لدعم المزارعين في المناطق الريفية. وسيشمل البرنامج تقديم قروض "
-             "ميسرة للشباب الراغبين في العمل الزراعي. وقال المتحدث إن التنفيذ سيبدأ الشهر المقبل.")
+MERGE_SRC = (
+    "أعلن الوزير اليوم إطلاق برنامج جديد لدعم المزارعين في المناطق الريفية. وسيشمل البرنامج تقديم قروض "
+    "ميسرة للشباب الراغبين في العمل الزراعي. وقال المتحدث إن التنفيذ سيبدأ الشهر المقبل."
+)
 MERGE_PUB = MERGE_SRC.replace("الريفية. وسيشمل", "الريفية، وسيشمل")
 
 
@@ -310,12 +347,25 @@ def test_item13_the_cli_and_the_endpoint_give_one_record_and_both_take_floor(rou
 
     (tmp_path / "s.txt").write_text(MERGE_SRC, encoding="utf-8")
     (tmp_path / "p.txt").write_text(MERGE_PUB, encoding="utf-8")
-    res = CliRunner().invoke(app, ["compare", "-m", str(tiny_bundle), str(tmp_path / "s.txt"), str(tmp_path / "p.txt"),
-                                   "--format", "jsonl", "--floor", "60"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "-m",
+            str(tiny_bundle),
+            str(tmp_path / "s.txt"),
+            str(tmp_path / "p.txt"),
+            "--format",
+            "jsonl",
+            "--floor",
+            "60",
+        ],
+    )
     assert res.exit_code == 0, res.output
     cli = json.loads(res.stdout)
-    api = requests.post(round2_server.url + "/compare", json={"source": MERGE_SRC, "published": MERGE_PUB, "floor": 60.0},
-                        timeout=60)
+    api = requests.post(
+        round2_server.url + "/compare", json={"source": MERGE_SRC, "published": MERGE_PUB, "floor": 60.0}, timeout=60
+    )
     assert api.status_code == 200, api.text[:300]  # before: floor was refused
     api = api.json()
     assert set(cli) == set(api) and cli["summary"] == api["summary"] and cli["threshold"] == api["threshold"]

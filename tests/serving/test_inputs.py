@@ -10,21 +10,27 @@ from serving.brackets import FormatError
 def test_reads_txt_folder_and_jsonl(tmp_path):
     (tmp_path / "a.txt").write_text("جملة. [مدرجة.]", encoding="utf-8")
     (tmp_path / "b.jsonl").write_text(
-        json.dumps({"id": "x", "text": "نص."}, ensure_ascii=False) + "\n\n"
-        + json.dumps({"id": "y", "sentences": [{"text": "أ.", "label": "inserted"}], "outlet": "o"}) + "\n",
-        encoding="utf-8")
+        json.dumps({"id": "x", "text": "نص."}, ensure_ascii=False)
+        + "\n\n"
+        + json.dumps({"id": "y", "sentences": [{"text": "أ.", "label": "inserted"}], "outlet": "o"})
+        + "\n",
+        encoding="utf-8",
+    )
     arts = list(read_articles([tmp_path]))
     assert [a.id for a in arts] == ["a", "x", "y"]
     assert arts[2].sentences[0]["label"] == "inserted" and arts[2].meta == {"outlet": "o"} and arts[2].line == 3
 
 
-@pytest.mark.parametrize("line, message", [
-    ("{not json", "invalid JSON"),
-    ('["a"]', "expected a JSON object"),
-    ('{"id": "a"}', "expected a field 'text' or 'sentences'"),
-    ('{"id": "a", "text": "   "}', "empty"),
-    ('{"id": "a", "sentences": [{"text": "x", "label": "maybe"}]}', "label"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "invalid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"id": "a"}', "expected a field 'text' or 'sentences'"),
+        ('{"id": "a", "text": "   "}', "empty"),
+        ('{"id": "a", "sentences": [{"text": "x", "label": "maybe"}]}', "label"),
+    ],
+)
 def test_jsonl_errors_name_file_and_line(tmp_path, line, message):
     f = tmp_path / "bad.jsonl"
     f.write_text('{"id": "ok", "text": "نص."}\n' + line + "\n", encoding="utf-8")
@@ -97,7 +103,9 @@ def test_stdin_is_one_article_with_id_stdin(tmp_path, monkeypatch):
 def test_one_leading_byte_order_mark_is_dropped_as_the_service_drops_it(tmp_path):
     """.txt files and JSONL "text" fields alike: the text less one leading U+FEFF (serving.brackets.offsets_text)."""
     (tmp_path / "a.txt").write_bytes("\ufeff\ufeffنص.".encode())
-    (tmp_path / "b.jsonl").write_bytes("\ufeff".encode() + json.dumps({"id": "b", "text": "\ufeffنص."}).encode() + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(
+        "\ufeff".encode() + json.dumps({"id": "b", "text": "\ufeffنص."}).encode() + b"\n"
+    )
     a, b = read_articles([tmp_path])
     assert a.text == "\ufeffنص." and b.text == "نص."
 

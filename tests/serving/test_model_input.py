@@ -3,6 +3,7 @@ article move no score and change no sentence (issue 12, point 6).
 
 Run on the shipped bundle and on the tiny test bundle; the articles are written here.
 """
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,17 +20,60 @@ ARTICLES = [
     "أعلنت الهيئة العامة للإحصاء أن معدل التضخم بلغ 2.1% في الربع الثالث.\n\nوأوضحت الهيئة في بيان أن أسعار "
     "الغذاء ارتفعت 4 في المئة، بينما تراجعت أسعار النقل. ومن المؤكد أن المواطن هو من يدفع الثمن في النهاية!\n\n"
     "وكان معدل التضخم قد سجل 1.8% في الربع السابق.",
-    "قال المدرب في مؤتمر صحفي: \"الفريق جاهز للمباراة.\" وأضاف أن اللاعبين تدربوا جيدا طوال الأسبوع. "
+    'قال المدرب في مؤتمر صحفي: "الفريق جاهز للمباراة." وأضاف أن اللاعبين تدربوا جيدا طوال الأسبوع. '
     "هل يستطيع الفريق أن يعود بالفوز؟ وتقام المباراة مساء الجمعة على ملعب المدينة.",
 ]
 
 # Characters the model never sees: C0/C1 controls (NUL...), bidi embeddings, overrides and isolates, zero-width
 # and other format characters, variation selectors, emoji with skin tones, ZWJ sequences, flags and keycaps,
 # private use and noncharacters.
-JUNK = ["\x00", "\x01", "\x08", "\x1a", "\x1b", "\x7f", "\x80", "\x9b", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
-        "\u2066", "\u2067", "\u2068", "\u2069", "\u061c", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060",
-        "\ufeff", "\u00ad", "\ufe0e", "\ufe0f", "😀", "🔥", "👍", "👍🏽", "👋🏿", "👨\u200d👩\u200d👧\u200d👦",
-        "👩🏾\u200d💻", "🇸🇦", "🇪🇬", "❤️", "☺︎", "✅", "1️⃣", "#️⃣", "\ue000", "\U000f0001", "\uffff"]
+JUNK = [
+    "\x00",
+    "\x01",
+    "\x08",
+    "\x1a",
+    "\x1b",
+    "\x7f",
+    "\x80",
+    "\x9b",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u200e",
+    "\u200f",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\ufe0e",
+    "\ufe0f",
+    "😀",
+    "🔥",
+    "👍",
+    "👍🏽",
+    "👋🏿",
+    "👨\u200d👩\u200d👧\u200d👦",
+    "👩🏾\u200d💻",
+    "🇸🇦",
+    "🇪🇬",
+    "❤️",
+    "☺︎",
+    "✅",
+    "1️⃣",
+    "#️⃣",
+    "\ue000",
+    "\U000f0001",
+    "\uffff",
+]
 
 
 @pytest.fixture(scope="module", params=["shipped", "tiny"])

@@ -28,7 +28,12 @@ def test_decimals_and_abbreviations_do_not_split():
 
 def test_quote_after_the_stop_stays_with_its_sentence():
     t = 'وقال إن "الوقت حان للعمل." وأضاف أن الاجتماع انتهى. وختم: "لن نتراجع". ثم غادر.'
-    assert texts(segment(t)) == ['وقال إن "الوقت حان للعمل."', "وأضاف أن الاجتماع انتهى.", 'وختم: "لن نتراجع".', "ثم غادر."]
+    assert texts(segment(t)) == [
+        'وقال إن "الوقت حان للعمل."',
+        "وأضاف أن الاجتماع انتهى.",
+        'وختم: "لن نتراجع".',
+        "ثم غادر.",
+    ]
     t2 = 'وقال إن "الأمر انتهى" . ثم غادر.'
     assert texts(segment(t2)) == ['وقال إن "الأمر انتهى" .', "ثم غادر."]
 
@@ -39,7 +44,10 @@ def test_paragraph_breaks_end_a_sentence_without_punctuation():
 
 
 def test_ellipsis_inside_a_line_is_a_pause():
-    assert texts(segment("شاهد.. لحظة وصول الوفد إلى المطار. ثم بدأ")) == ["شاهد.. لحظة وصول الوفد إلى المطار.", "ثم بدأ"]
+    assert texts(segment("شاهد.. لحظة وصول الوفد إلى المطار. ثم بدأ")) == [
+        "شاهد.. لحظة وصول الوفد إلى المطار.",
+        "ثم بدأ",
+    ]
 
 
 def test_missing_space_after_stop_still_splits():
@@ -92,9 +100,42 @@ def test_direction_mark_after_the_stop_still_splits():
 
 
 # Characters the model never sees (serving.normalize.sanitize): the segmenter looks through them.
-JUNK = ["\x00", "\x01", "\x1a", "\x7f", "\x9b", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
-        "\u2068", "\u2069", "\u061c", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\u00ad",
-        "\ufe0e", "\ufe0f", "😀", "👍🏽", "👨‍👩‍👧‍👦", "🇸🇦", "❤️", "1️⃣", "#️⃣", "\ue000", "\uffff"]
+JUNK = [
+    "\x00",
+    "\x01",
+    "\x1a",
+    "\x7f",
+    "\x9b",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u200e",
+    "\u200f",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\ufe0e",
+    "\ufe0f",
+    "😀",
+    "👍🏽",
+    "👨‍👩‍👧‍👦",
+    "🇸🇦",
+    "❤️",
+    "1️⃣",
+    "#️⃣",
+    "\ue000",
+    "\uffff",
+]
 
 
 def test_bidi_isolates_around_a_stop_do_not_hide_the_boundary():

@@ -1,4 +1,5 @@
 """The HTTP service, end to end: a real BentoML server (the `server` fixture, tests/serving/conftest.py) with the tiny bundle."""
+
 from __future__ import annotations
 
 import json
@@ -247,9 +248,18 @@ BIG = "خبر " * (MAX_CHARS // 4 + 1)  # just over the default MUDRAJ_MAX_CHARS
         ("/classify", ["قال الوزير."], [], "object"),
         ("/classify_batch", {"articles": []}, ["articles"], "empty"),
         ("/classify_batch", {"articles": [{"id": i, "text": "خبر."} for i in range(65)]}, ["articles"], "64"),
-        ("/classify_batch", {"articles": [{"id": 1, "text": "خبر."}, {"id": 1, "text": "خبر."}]}, ["articles"], "duplicate"),
-        ("/classify_batch", {"articles": [{"id": "a", "text": "خبر."}, {"id": "b", "text": "news"}]},
-         ["articles", 1, "text"], "Arabic"),
+        (
+            "/classify_batch",
+            {"articles": [{"id": 1, "text": "خبر."}, {"id": 1, "text": "خبر."}]},
+            ["articles"],
+            "duplicate",
+        ),
+        (
+            "/classify_batch",
+            {"articles": [{"id": "a", "text": "خبر."}, {"id": "b", "text": "news"}]},
+            ["articles", 1, "text"],
+            "Arabic",
+        ),
         ("/classify_batch", {"articles": [{"id": "a"}]}, ["articles", 0, "text"], "required"),
         ("/classify_batch", {"articles": "خبر."}, ["articles"], "array"),
         ("/classify_batch", {"articles": [{"id": "a", "text": "خبر."}], "threshold": 2}, ["threshold"], "less than"),
@@ -276,8 +286,10 @@ def test_bad_requests_get_400_json(server, path, body, loc, words):
     assert words.lower() in first["msg"].lower(), err
 
 
-@pytest.mark.parametrize("raw", ['{"text": "قال'.encode(), b"not json", b"\xff\xfe{}", b"",
-                                 '{"text": "قال الوزير.", "threshold": NaN}'.encode()])
+@pytest.mark.parametrize(
+    "raw",
+    ['{"text": "قال'.encode(), b"not json", b"\xff\xfe{}", b"", '{"text": "قال الوزير.", "threshold": NaN}'.encode()],
+)
 def test_invalid_json_gets_400_json(server, raw):
     r = post(server, "/classify", raw=raw)
     assert r.status_code == 400
@@ -308,8 +320,10 @@ def test_repeated_requests_give_the_same_answer(server):
 
 
 def test_service_imports_no_torch_or_transformers(tiny_bundle):
-    code = ("import sys, serving.service; bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
-            "assert not bad, bad; print('ok')")
+    code = (
+        "import sys, serving.service; bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad; print('ok')"
+    )
     env = {**os.environ, "MUDRAJ_MODEL": str(tiny_bundle), "BENTOML_DO_NOT_TRACK": "True"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
@@ -348,11 +362,21 @@ def test_bentoml_build_offline(variant, tiny_bundle, tmp_path):
     shutil.copy(REPO / bentofile, src)
     shutil.copytree(REPO / "serving", src / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(tiny_bundle, src / "models" / "mudraj-e5-small")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUDRAJ_")},
-           "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True", "PIP_NO_INDEX": "1",
-           **({"MUDRAJ_GPUS": "1"} if variant == "gpu" else {})}
-    out = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", bentofile, "-o", "tag"], cwd=src, env=env,
-                         capture_output=True, text=True, timeout=180)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MUDRAJ_")},
+        "BENTOML_HOME": str(tmp_path / "home"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "PIP_NO_INDEX": "1",
+        **({"MUDRAJ_GPUS": "1"} if variant == "gpu" else {}),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "-f", bentofile, "-o", "tag"],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     bento = next((tmp_path / "home" / "bentos").glob("*/*/bento.yaml")).parent
     for rel in ("src/serving/service.py", "src/serving/static/index.html", "src/models/mudraj-e5-small/metadata.json"):
@@ -379,8 +403,10 @@ def test_oversized_request_body_is_refused_before_parsing(server):
     assert post(server, "/classify", {"text": "قال الوزير إن العمل مستمر."}).status_code == 200  # still serving
 
 
-@pytest.mark.parametrize("p, thr", [(0.4752679, 0.475268), (0.4752681, 0.475268), (0.49999996, 0.5), (0.5, 0.5),
-                                    (1e-9, 0.0), (0.9999999, 1.0)])
+@pytest.mark.parametrize(
+    "p, thr",
+    [(0.4752679, 0.475268), (0.4752681, 0.475268), (0.49999996, 0.5), (0.5, 0.5), (1e-9, 0.0), (0.9999999, 1.0)],
+)
 def test_label_is_decided_on_the_score_the_client_sees(p, thr):
     # A client re-applying 'score >= threshold' to the returned score must get the returned label,
     # also when the raw probability sits within rounding of the threshold.

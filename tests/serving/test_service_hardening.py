@@ -5,6 +5,7 @@ Most tests use the session-wide `server` (tests/serving/conftest.py, default set
 deadline and queue tests share `tight_server` (a 2 s deadline, a queue of one), and the metrics
 switch starts a server of its own.
 """
+
 from __future__ import annotations
 
 import math
@@ -186,7 +187,9 @@ def test_client_errors_are_logged_in_one_line_without_traceback(server):
     marker = f"/missing-{uuid.uuid4().hex}"
     bad = [
         requests.post(server.url + "/classify", json={"text": "no Arabic here"}, timeout=30),
-        requests.post(server.url + "/classify", data=b"not json", headers={"Content-Type": "application/json"}, timeout=30),
+        requests.post(
+            server.url + "/classify", data=b"not json", headers={"Content-Type": "application/json"}, timeout=30
+        ),
         requests.post(server.url + "/classify_batch", json={"articles": []}, timeout=30),
         requests.get(server.url + marker, timeout=30),
         requests.put(server.url + "/classify", json={}, timeout=30),
@@ -266,8 +269,11 @@ def test_leading_bom_gives_the_same_offsets(server):
         assert bom["text"] == (plain["text"] or text)  # the text the offsets refer to, without the BOM
         for s in bom["sentences"]:
             assert bom["text"][s["start"] : s["end"]] == s["text"]
-    batch = requests.post(server.url + "/classify_batch", timeout=60,
-                          json={"articles": [{"id": "p", "text": ARTICLE}, {"id": "b", "text": "\ufeff" + ARTICLE}]}).json()
+    batch = requests.post(
+        server.url + "/classify_batch",
+        timeout=60,
+        json={"articles": [{"id": "p", "text": ARTICLE}, {"id": "b", "text": "\ufeff" + ARTICLE}]},
+    ).json()
     p, b = batch["results"]
     assert b["sentences"] == p["sentences"] and p["text"] is None and b["text"] == ARTICLE
 
@@ -361,7 +367,9 @@ def test_two_workers_share_the_requests(tiny_bundle, tmp_path):
     from serving.serve import ServerProcess
 
     text = long_article(250)  # under the 15,000 characters of MUDRAJ_MAX_CHARS
-    with ServerProcess(tiny_bundle, tmp_path / "server.log", env=CLEAN_ENV, workers=2, threads=1, ready_timeout=180) as srv:
+    with ServerProcess(
+        tiny_bundle, tmp_path / "server.log", env=CLEAN_ENV, workers=2, threads=1, ready_timeout=180
+    ) as srv:
         workers = [p for p in psutil.Process(srv.pid).children(recursive=True) if "--worker-id" in p.cmdline()]
         assert sorted(p.cmdline()[p.cmdline().index("--worker-id") + 1] for p in workers) == ["1", "2"]
         first = requests.post(srv.url + "/classify", json={"text": text}, timeout=120)
@@ -369,7 +377,9 @@ def test_two_workers_share_the_requests(tiny_bundle, tmp_path):
         reference = first.json()["sentences"]
         busy = {p.pid: sum(p.cpu_times()[:2]) for p in workers}
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: requests.post(srv.url + "/classify", json={"text": text}, timeout=300), range(16)))
+            answers = list(
+                pool.map(lambda _: requests.post(srv.url + "/classify", json={"text": text}, timeout=300), range(16))
+            )
         assert all(r.status_code == 200 and r.json()["sentences"] == reference for r in answers)
         used = {p.pid: sum(p.cpu_times()[:2]) - busy[p.pid] for p in workers}
         assert all(t > 0.2 for t in used.values()), f"CPU seconds per worker while serving 16 requests: {used}"

@@ -1,4 +1,5 @@
 """The shipped bundle, models/mudraj-e5-small: small, intact, and the same as before pruning."""
+
 import json
 
 import numpy as np

@@ -1,4 +1,5 @@
 """SIGTERM while requests are in flight: every accepted request is answered, then the server exits."""
+
 import re
 import signal
 import time
@@ -28,8 +29,9 @@ def test_sigterm_drains_in_flight_requests(tiny_bundle, tmp_path):
         # Long articles, so that requests are still being worked on when SIGTERM arrives.
         text = " ".join(f"قال المتحدث إن العمل في المرحلة رقم {i} مستمر." for i in range(12000))
         with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(requests.post, f"{srv.url}/classify", json={"text": text}, timeout=300)
-                       for _ in range(4)]
+            futures = [
+                pool.submit(requests.post, f"{srv.url}/classify", json={"text": text}, timeout=300) for _ in range(4)
+            ]
             # SIGTERM only once the server itself reports all four requests accepted (no guessing with sleep).
             deadline = time.monotonic() + 60
             while classify_in_progress(srv.url) < 4:

@@ -7,6 +7,7 @@ Screenshots go to artifacts/: ui.png (desktop, whole page), ui-phone.png (phone,
 classifying) and ui-phone-error.png (phone, a failed request over an earlier result). The copies in
 docs/img/ are the same steps run against a server of models/mudraj-e5-small.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,10 +56,20 @@ def browser():
     profile = tempfile.mkdtemp(prefix="mudraj-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=%d,%d" % DESKTOP,
-                 "--lang=ar"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=%d,%d" % DESKTOP,
+        "--lang=ar",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
     driver.set_page_load_timeout(TIMEOUT)
@@ -95,8 +106,9 @@ def wait_for(driver, condition, message: str, timeout: float = TIMEOUT):
 
 def open_page(driver, server) -> None:
     driver.get(server.url + "/ui")
-    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"),
-             "page never became ready")
+    wait_for(
+        driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"), "page never became ready"
+    )
 
 
 def page_sentences(driver) -> list[dict]:
@@ -139,13 +151,18 @@ def submit(driver, text: str, times: int = 1) -> str:
     driver.execute_script(
         "const t = document.getElementById('text'); t.style.display = arguments[1] > 1 ? 'none' : '';"
         "t.value = arguments[0].repeat(arguments[1]); t.dispatchEvent(new Event('input', {bubbles: true}));",
-        text, times,
+        text,
+        times,
     )
     driver.find_element("id", "classify").click()  # sets the state to "loading" (at once), unless refused
-    wait_for(driver, lambda d: d.find_element("id", "result").get_attribute("data-state") != "loading",
-             "the page never showed a result")
-    driver.execute_script("const t = document.getElementById('text'); if (t.style.display) { t.value = '';"
-                          "t.style.display = ''; }")
+    wait_for(
+        driver,
+        lambda d: d.find_element("id", "result").get_attribute("data-state") != "loading",
+        "the page never showed a result",
+    )
+    driver.execute_script(
+        "const t = document.getElementById('text'); if (t.style.display) { t.value = '';t.style.display = ''; }"
+    )
     return driver.find_element("id", "result").get_attribute("data-state")
 
 
@@ -244,10 +261,12 @@ def test_ui_classify_threshold_and_sample(server, browser):
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(server.url))
     urls = d.execute_script(
         """return [...Array.from(document.querySelectorAll('[src], [href]'), el => el.src || el.href),
-                   ...performance.getEntriesByType('resource').map(e => e.name)];""")
+                   ...performance.getEntriesByType('resource').map(e => e.name)];"""
+    )
     assert urls and all(u.startswith(origin + "/") for u in urls), [u for u in urls if not u.startswith(origin)]
-    csp = d.execute_script("const m = document.querySelector('meta[http-equiv=Content-Security-Policy]');"
-                           "return m && m.content;")
+    csp = d.execute_script(
+        "const m = document.querySelector('meta[http-equiv=Content-Security-Policy]');return m && m.content;"
+    )
     assert csp and "default-src 'self'" in csp
 
     # Screenshot: the sample article, classified; if nothing is highlighted at the model's threshold
@@ -296,18 +315,33 @@ def test_ui_server_errors_in_arabic(server, browser):
 # Answers the test server cannot be made to give: replayed through a page-level fetch override.
 # (answer as JavaScript, expected code, words in the Arabic message, server text under "details")
 NO_GOOD_ANSWER = [
-    ("new Response(JSON.stringify({error: 'the server is busy'}), {status: 503, headers: {'Retry-After': '1'}})",
-     "busy", ["مشغول"], None),
+    (
+        "new Response(JSON.stringify({error: 'the server is busy'}), {status: 503, headers: {'Retry-After': '1'}})",
+        "busy",
+        ["مشغول"],
+        None,
+    ),
     ("new Response('upstream request timeout', {status: 504})", "timeout", ["وقتًا أطول"], None),
     ("Promise.reject(new TypeError('Failed to fetch'))", "network", ["الاتصال بالخادم"], None),
-    ("new Response(JSON.stringify({error: 'KeyError: windows', detail: ['predictor failed']}), {status: 500})",
-     "unknown", ["غير متوقَّع", "500"], "KeyError: windows\npredictor failed"),
-    ("new Response('<h1>I am a teapot</h1>', {status: 418, headers: {'Content-Type': 'text/html'}})",
-     "unknown", ["غير متوقَّع", "418"], "<h1>I am a teapot</h1>"),
-    ("new Response(JSON.stringify({error: '1 validation error for ClassifyInput', detail: [{loc: ['threshold'], "
-     "msg: 'Input should be less than or equal to 1'}]}), {status: 400})",
-     "unknown", ["غير متوقَّع", "400"],
-     "1 validation error for ClassifyInput\nthreshold: Input should be less than or equal to 1"),
+    (
+        "new Response(JSON.stringify({error: 'KeyError: windows', detail: ['predictor failed']}), {status: 500})",
+        "unknown",
+        ["غير متوقَّع", "500"],
+        "KeyError: windows\npredictor failed",
+    ),
+    (
+        "new Response('<h1>I am a teapot</h1>', {status: 418, headers: {'Content-Type': 'text/html'}})",
+        "unknown",
+        ["غير متوقَّع", "418"],
+        "<h1>I am a teapot</h1>",
+    ),
+    (
+        "new Response(JSON.stringify({error: '1 validation error for ClassifyInput', detail: [{loc: ['threshold'], "
+        "msg: 'Input should be less than or equal to 1'}]}), {status: 400})",
+        "unknown",
+        ["غير متوقَّع", "400"],
+        "1 validation error for ClassifyInput\nthreshold: Input should be less than or equal to 1",
+    ),
 ]
 
 
@@ -317,7 +351,8 @@ def test_ui_errors_the_server_cannot_be_made_to_give(server, browser):
     d.execute_script(
         """const real = window.fetch;
            window.fetch = (url, opts) => (String(url).endsWith('classify') && window.__answer)
-               ? Promise.resolve().then(window.__answer) : real(url, opts);""")
+               ? Promise.resolve().then(window.__answer) : real(url, opts);"""
+    )
     for answer, code, words, details in NO_GOOD_ANSWER:
         d.execute_script(f"window.__answer = () => {answer};")  # (the page's policy forbids eval)
         assert submit(d, ARTICLE) == "error", code
@@ -367,7 +402,8 @@ def model_line(driver) -> dict:
            const r = el.getBoundingClientRect();
            return {rects: el.getClientRects().length, left: r.left, right: r.right, top: r.top,
                    label: range.getBoundingClientRect().toJSON(), width: innerWidth,
-                   pageWidth: document.documentElement.scrollWidth};""")
+                   pageWidth: document.documentElement.scrollWidth};"""
+    )
 
 
 def test_ui_phone_model_line(server, browser):
@@ -395,8 +431,7 @@ def test_ui_phone_scrolls_to_the_result(server, browser):
         # After classifying, the page scrolls (smoothly) to the result, which starts low on the screen.
         assert output_top(d) > PHONE["height"] / 2
         classify_on_page(d, ARTICLE)
-        wait_for(d, lambda d: 0 <= output_top(d) <= PHONE["height"] / 4, "never scrolled to the result",
-                 timeout=5)
+        wait_for(d, lambda d: 0 <= output_top(d) <= PHONE["height"] / 4, "never scrolled to the result", timeout=5)
 
         # With prefers-reduced-motion the jump is immediate: the result is in view the moment it is shown.
         reduce_motion(d, True)
@@ -408,7 +443,8 @@ def test_ui_phone_scrolls_to_the_result(server, browser):
                    obs.disconnect();
                    done(document.querySelector('section.output').getBoundingClientRect().top);
                }).observe(r, {attributes: true, attributeFilter: ['data-state']});
-               document.getElementById('classify').click();""")
+               document.getElementById('classify').click();"""
+        )
         assert 0 <= top_when_done <= PHONE["height"] / 4, top_when_done
 
 
@@ -437,8 +473,11 @@ SAMPLE_SOURCE = REPO / "serving" / "static" / "sample-source.txt"
 
 def compare_on_page(d) -> None:
     d.find_element("id", "compare").click()
-    wait_for(d, lambda d: d.find_element("id", "cmp-published-view").get_attribute("data-state") in ("done", "error"),
-             "compare never finished")
+    wait_for(
+        d,
+        lambda d: d.find_element("id", "cmp-published-view").get_attribute("data-state") in ("done", "error"),
+        "compare never finished",
+    )
 
 
 def compared(d) -> dict:
@@ -453,13 +492,14 @@ def compared(d) -> dict:
                    droppedShown: !document.getElementById('cmp-dropped').hidden,
                    counts: Object.assign({}, document.getElementById('cmp-counts').dataset),
                    pubBox: box('cmp-published-view'), srcBox: box('cmp-source-view'),
-                   pageWidth: document.documentElement.scrollWidth};""")
+                   pageWidth: document.documentElement.scrollWidth};"""
+    )
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_ui_compare_tab(server, browser, size):
     d = browser
-    with (phone(d) if size == "phone" else contextlib.nullcontext(d)):
+    with phone(d) if size == "phone" else contextlib.nullcontext(d):
         open_page(d, server)
         assert d.find_element("id", "panel-compare").get_attribute("hidden") is not None
         d.find_element("id", "tab-compare").click()
@@ -473,10 +513,14 @@ def test_ui_compare_tab(server, browser, size):
         got = compared(d)
         api = requests.post(server.url + "/compare", json={"source": src, "published": pub}, timeout=30).json()
         # The page shows what the API says: statuses, the model's scores, the summary.
-        assert [(s["text"], s["status"], s["score"]) for s in got["published"]] == \
-            [(s["text"], s["status"], s["score"]) for s in api["published"]]
-        assert {k: int(got["counts"][k]) for k in api["summary"]} == api["summary"] == \
-            {"kept": 5, "edited": 1, "added": 2, "dropped": 1}
+        assert [(s["text"], s["status"], s["score"]) for s in got["published"]] == [
+            (s["text"], s["status"], s["score"]) for s in api["published"]
+        ]
+        assert (
+            {k: int(got["counts"][k]) for k in api["summary"]}
+            == api["summary"]
+            == {"kept": 5, "edited": 1, "added": 2, "dropped": 1}
+        )
         assert all(s["pct"] == f'"{round(s["score"] * 100)}٪"' for s in got["published"])
         # Edited: the changed characters marked on both sides; dropped: struck out in the source and listed.
         (edited,) = [s for s in got["published"] if s["status"] == "edited"]
@@ -491,7 +535,9 @@ def test_ui_compare_tab(server, browser, size):
         if size == "phone":  # one above the other
             assert got["srcBox"]["top"] >= got["pubBox"]["bottom"] - 1
         else:  # side by side, the published text first (on the right, in a right-to-left page)
-            assert got["pubBox"]["left"] > got["srcBox"]["left"] and abs(got["pubBox"]["top"] - got["srcBox"]["top"]) < 2
+            assert (
+                got["pubBox"]["left"] > got["srcBox"]["left"] and abs(got["pubBox"]["top"] - got["srcBox"]["top"]) < 2
+            )
             ARTIFACTS.mkdir(exist_ok=True)
             d.save_screenshot(str(ARTIFACTS / "ui-compare.png"))
 
@@ -525,7 +571,7 @@ BADGE_ON_ITS_LINE = """
 def test_ui_score_badges_stay_with_their_sentence(server, browser, size):
     """At every width the result column takes, no badge starts a line of its own."""
     d = browser
-    with (phone(d) if size == "phone" else contextlib.nullcontext(d)):
+    with phone(d) if size == "phone" else contextlib.nullcontext(d):
         open_page(d, server)
         classify_on_page(d, SAMPLE.read_text(encoding="utf-8") * 2)
         full = d.execute_script("return document.getElementById('result').getBoundingClientRect().width")

@@ -1,5 +1,6 @@
 """`mudraj report` (issue 24): an archive's labels read back into shares per outlet and month with
 intervals, kinds per outlet, the articles to read first; clear errors on truncated or mixed inputs."""
+
 import json
 
 import numpy as np
@@ -10,9 +11,17 @@ from training.evaluation.archive_report import read_labels, report, share_interv
 
 
 def _rec(i, outlet, date, inserted, n=10, kind="hope"):
-    sents = [{"start": 0, "end": 1, "text": f"جملة {k}.", "label": "inserted" if k < inserted else "reporting",
-              "score": 0.9 if k < inserted else 0.1, **({"kind": {"name": kind, "p": 0.8, "top": []}} if k < inserted else {})}
-             for k in range(n)]
+    sents = [
+        {
+            "start": 0,
+            "end": 1,
+            "text": f"جملة {k}.",
+            "label": "inserted" if k < inserted else "reporting",
+            "score": 0.9 if k < inserted else 0.1,
+            **({"kind": {"name": kind, "p": 0.8, "top": []}} if k < inserted else {}),
+        }
+        for k in range(n)
+    ]
     return {"id": f"a{i}", "outlet": outlet, "date": date, "sentences": sents}
 
 
@@ -22,8 +31,9 @@ def _write(path, recs):
 
 
 def test_shares_per_outlet_and_month_with_intervals_and_the_articles_to_read_first(tmp_path):
-    recs = [_rec(i, "x.com" if i % 2 else "y.com", f"2015-0{1 + i % 3}-10", inserted=(3 if i % 2 else 0))
-            for i in range(30)]
+    recs = [
+        _rec(i, "x.com" if i % 2 else "y.com", f"2015-0{1 + i % 3}-10", inserted=(3 if i % 2 else 0)) for i in range(30)
+    ]
     recs[4] = _rec(4, "y.com", "2015-02-10", inserted=6, kind="fake_attribution")
     r = report(_write(tmp_path / "labels.jsonl", recs), tmp_path / "rep")
     assert r["articles"] == 30 and r["outlets"] == 2 and r["months"] == 3
@@ -75,8 +85,10 @@ def test_predict_carries_outlet_and_date_to_its_output_and_report_reads_them(tin
     from tests._paths import TINY_DATA
     from training.cli import app
 
-    arts = [{"id": p.stem, "text": p.read_text(encoding="utf-8"), "outlet": "tiny.sa", "date": "2015-08-0%d" % (i + 1)}
-            for i, p in enumerate(sorted(TINY_DATA.glob("*.txt")))]
+    arts = [
+        {"id": p.stem, "text": p.read_text(encoding="utf-8"), "outlet": "tiny.sa", "date": "2015-08-0%d" % (i + 1)}
+        for i, p in enumerate(sorted(TINY_DATA.glob("*.txt")))
+    ]
     src = _write(tmp_path / "in.jsonl", arts)
     runner = CliRunner()
     res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(src), "-o", str(tmp_path / "out.jsonl")])

@@ -1,6 +1,7 @@
 """The article model (model_type "article"): windows of a whole article, one encoder pass, one score per
 sentence. Trained for a few steps on a tiny BERT, exported, checked for parity, served by the same
 predictor as the pair model."""
+
 import json
 
 import numpy as np
@@ -31,8 +32,9 @@ def article_run(tmp_path_factory):
     from training.model.train import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny-article"
-    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                           ["model_type=article", "max_length=128", f"output_dir={out}"])
+    cfg = TrainConfig.load(
+        REPO / "configs" / "tiny.yaml", ["model_type=article", "max_length=128", f"output_dir={out}"]
+    )
     return train(cfg)
 
 
@@ -77,8 +79,13 @@ def test_a_long_sentence_is_cut_into_pieces_never_truncated(encoder):
     pieces = [u for u, s in enumerate(enc.unit_sentence) if s == 1]
     assert len(pieces) > 2
     total = len(encoder.encoder.tokenize([long_sentence])[0])
-    seen = {u: w.input_ids[w.markers[j] + 1 : (w.markers[j + 1] if j + 1 < len(w.markers) else len(w.input_ids) - len(encoder.end))]
-            for w in enc.windows for j, u in enumerate(w.units)}
+    seen = {
+        u: w.input_ids[
+            w.markers[j] + 1 : (w.markers[j + 1] if j + 1 < len(w.markers) else len(w.input_ids) - len(encoder.end))
+        ]
+        for w in enc.windows
+        for j, u in enumerate(w.units)
+    }
     assert sum(len(seen[u]) for u in pieces) == total  # every token of the sentence is in some piece
     assert encoder.encode_article([]).windows == []
 
@@ -119,7 +126,9 @@ def test_predictor_offsets_and_scores_match_the_pytorch_model_on_a_long_article(
     expected = np.full(len(sents), np.nan)
     with torch.no_grad():
         for w in enc.windows:
-            out = model(**{k: torch.from_numpy(v) for k, v in pad_windows([w], pred.encoder.pad_id).items()})["logits"][0]
+            out = model(**{k: torch.from_numpy(v) for k, v in pad_windows([w], pred.encoder.pad_id).items()})["logits"][
+                0
+            ]
             for j, (u, ok) in enumerate(zip(w.units, w.scored)):
                 if ok:
                     expected[enc.unit_sentence[u]] = float(out[j, 1] - out[j, 0])
@@ -153,7 +162,7 @@ def test_the_cli_trains_exports_and_predicts_an_article_model(article_bundle, tm
     text = offsets_text(article.read_text(encoding="utf-8"))
     want = [s.as_dict() for s in Predictor(article_bundle).predict_texts([text])[0]]
     assert row["id"] == article.stem and row["sentences"] == want and len(want) >= 3
-    assert all(text[s["start"]: s["end"]] == s["text"] for s in row["sentences"])
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in row["sentences"])
     assert set(row) >= {"id", "sentences"}
 
 
@@ -162,9 +171,18 @@ def test_encoder_layers_keeps_the_first_layers_and_the_run_exports_with_them(tmp
     from training.model.train import train
     from training.ship.export import export
 
-    run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                                 ["model_type=article", "max_length=128", "encoder_layers=1", "max_steps=2",
-                                  f"output_dir={tmp_path / 'run'}"]))
+    run = train(
+        TrainConfig.load(
+            REPO / "configs" / "tiny.yaml",
+            [
+                "model_type=article",
+                "max_length=128",
+                "encoder_layers=1",
+                "max_steps=2",
+                f"output_dir={tmp_path / 'run'}",
+            ],
+        )
+    )
     assert json.loads((run / "model" / "config.json").read_text())["num_hidden_layers"] == 1
     bundle = export(run, tmp_path / "bundle")
     assert read_metadata(bundle)["parity"]["fp32_max_abs_logit_diff"] <= 1e-3
@@ -178,7 +196,9 @@ def test_each_sentence_vector_is_the_mean_of_its_own_tokens(encoder):
     from training.model.article_model import pool_units
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(TINY_DATA.glob("*.txt"))[:3]]
-    windows = [w for t in texts for w in encoder.encode_article(t.replace("[", "").replace("]", "").split(". ")).windows]
+    windows = [
+        w for t in texts for w in encoder.encode_article(t.replace("[", "").replace("]", "").split(". ")).windows
+    ]
     assert len(windows) > len(texts)  # long enough to need several windows (max_length 128)
     feed = {k: torch.from_numpy(v) for k, v in pad_windows(windows, encoder.pad_id).items()}
     hidden = torch.randn(*feed["input_ids"].shape, 8, dtype=torch.float64)
@@ -189,4 +209,6 @@ def test_each_sentence_vector_is_the_mean_of_its_own_tokens(encoder):
             own = hidden[r, bounds[j] + 1 : bounds[j + 1]]
             expected = own.mean(0) if len(own) else torch.zeros(8, dtype=torch.float64)
             assert torch.allclose(pooled[r, j], expected), (r, j)
-        assert torch.equal(pooled[r, len(w.markers):], torch.zeros_like(pooled[r, len(w.markers):]))  # padding markers
+        assert torch.equal(
+            pooled[r, len(w.markers) :], torch.zeros_like(pooled[r, len(w.markers) :])
+        )  # padding markers

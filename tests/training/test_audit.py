@@ -1,5 +1,6 @@
 """The shortcut audit finds a formatting quirk that separates the classes, and sees it vanish once
 the normalisation that closes it is applied; with no quirk it stays at chance."""
+
 import json
 import random
 
@@ -27,7 +28,8 @@ def write_records(folder, quirk: bool, n: int = 300, seed: int = 0):
                 text = " ".join(words[:4]) + "\u00a0" + " ".join(words[4:]) + " ."
             rows.append({"text": text, "label": label})
         (folder / f"{split}.records.jsonl").write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
     return folder
 
 

@@ -1,5 +1,6 @@
 """The one command line: `serve` and `predict` run without torch (and without Ray); user errors are one line,
 bugs keep their traceback, MUDRAJ_DEBUG=1 shows it for everything."""
+
 import json
 import subprocess
 import sys
@@ -29,8 +30,9 @@ print(json.dumps({"code": res.exit_code, "out": res.output, "exc": repr(res.exce
 
 
 def _no_torch(args):
-    out = subprocess.run([sys.executable, "-c", NO_TORCH, json.dumps(args)], capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, json.dumps(args)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -71,7 +73,9 @@ def test_a_bug_is_not_disguised_as_a_user_error(tiny_bundle, tmp_path, monkeypat
 
 
 def test_the_command_list_is_the_apps_own():
-    assert {"predict", "compare", "serve", "diff", "transfer", "report", "gate", "kinds", "corpus"} <= set(cli_commands())
+    assert {"predict", "compare", "serve", "diff", "transfer", "report", "gate", "kinds", "corpus"} <= set(
+        cli_commands()
+    )
 
 
 @pytest.mark.parametrize("cmd", cli_commands())
@@ -107,15 +111,22 @@ def test_predict_csv_is_one_row_per_sentence(tiny_bundle, tmp_path):
     import io
 
     f = tmp_path / "a.jsonl"
-    f.write_text("".join(json.dumps({"id": i, "text": ARTICLE + ' "اقتباس, بفاصلة".'}, ensure_ascii=False) + "\n"
-                         for i in ("x", "y")), encoding="utf-8")
+    f.write_text(
+        "".join(
+            json.dumps({"id": i, "text": ARTICLE + ' "اقتباس, بفاصلة".'}, ensure_ascii=False) + "\n" for i in ("x", "y")
+        ),
+        encoding="utf-8",
+    )
     recs = [json.loads(l) for l in runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(f)]).stdout.splitlines()]
     res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(f), "--format", "csv"])
     assert res.exit_code == 0, res.output
     rows = list(csv.reader(io.StringIO(res.stdout)))
     assert rows[0] == ["id", "index", "start", "end", "label", "score", "kind", "kind_p", "kind_2", "kind_3", "text"]
-    expected = [[r["id"], str(i), str(s["start"]), str(s["end"]), s["label"], s["score"], s["text"]]
-                for r in recs for i, s in enumerate(r["sentences"])]
+    expected = [
+        [r["id"], str(i), str(s["start"]), str(s["end"]), s["label"], s["score"], s["text"]]
+        for r in recs
+        for i, s in enumerate(r["sentences"])
+    ]
     assert [row[:5] + [float(row[5]), row[10]] for row in rows[1:]] == expected
     assert all(row[6:10] == ["", "", "", ""] for row in rows[1:])  # no kind head in this bundle: empty kind cells
     assert any('"' in row[10] and "," in row[10] for row in rows[1:])  # quoted by the csv module
@@ -154,6 +165,7 @@ def test_progress_bar_on_a_terminal_for_a_folder_unless_quiet(tiny_bundle, monke
 
 
 # ---------------------------------------------------------------- issue 12, point 9: clear errors
+
 
 @pytest.mark.parametrize("kind", ["folder", "under a file"])
 def test_an_unwritable_out_is_refused_before_any_work(tiny_bundle, tmp_path, monkeypatch, kind):
@@ -211,6 +223,7 @@ def test_duplicate_ids_across_inputs_name_both_sources(tiny_bundle, tmp_path):
 
 # ---------------------------------------------------------------- issue 12, point 10: one rule with the service
 
+
 def test_offsets_follow_the_service_rule_for_a_byte_order_mark(tiny_bundle, tmp_path):
     """Offsets refer to the text less one leading U+FEFF, whether it comes from a .txt file, a JSONL
     "text" field or standard input: the same offsets the service gives for the same text."""
@@ -221,7 +234,9 @@ def test_offsets_follow_the_service_rule_for_a_byte_order_mark(tiny_bundle, tmp_
         expected = [s.as_dict() for s in Predictor(tiny_bundle).predict_texts([without_bom(text)])[0]]
         (tmp_path / "a.txt").write_text(text, encoding="utf-8")
         (tmp_path / "b.jsonl").write_text(json.dumps({"id": "b", "text": text}) + "\n", encoding="utf-8")
-        res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")])
+        res = runner.invoke(
+            app, ["predict", "-m", str(tiny_bundle), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")]
+        )
         got = [json.loads(l)["sentences"] for l in res.stdout.splitlines()]
         res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), "-"], input=text)
         got.append(json.loads(res.stdout)["sentences"])
@@ -236,7 +251,12 @@ def test_predict_refuses_an_article_without_arabic_like_the_service(tiny_bundle,
     res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(f)])
     assert res.exit_code == 2 and res.output == f"error: {f}: {NO_ARABIC}\n", res.output
     j = tmp_path / "mixed.jsonl"
-    j.write_text(json.dumps({"id": "ok", "text": ARTICLE}, ensure_ascii=False) + "\n"
-                 + json.dumps({"id": "en", "text": "Only English [here]."}) + "\n", encoding="utf-8")
+    j.write_text(
+        json.dumps({"id": "ok", "text": ARTICLE}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"id": "en", "text": "Only English [here]."})
+        + "\n",
+        encoding="utf-8",
+    )
     res = runner.invoke(app, ["predict", "-m", str(tiny_bundle), str(j)])
     assert res.exit_code == 2 and res.output == f"error: {j}:2: {NO_ARABIC}\n", res.output

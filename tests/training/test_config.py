@@ -1,4 +1,5 @@
 """Run settings: every shipped config loads; typos and wrong types are refused by name."""
+
 import pytest
 
 from tests._paths import REPO
@@ -19,16 +20,19 @@ def test_every_config_file_loads(path):
     assert TrainConfig(**cfg.to_dict()) == cfg  # what run.json records loads back
 
 
-@pytest.mark.parametrize("override, message", [
-    ("learning_rat=1", "unknown setting 'learning_rat'"),
-    ("epochs=many", "epochs: Input should be a valid number"),
-    ("bf16=1", "bf16: Input should be a valid boolean"),
-    ("batch_size=0", "batch_size: Input should be greater than or equal to 1"),
-    ("negative_fraction=1.5", "negative_fraction: Input should be less than or equal to 1"),
-    ("normalization=[whitespace, nope]", "unknown normalisation step(s) ['nope']"),
-    ("max_length='96'", "max_length: Input should be a valid integer"),
-    ("oops", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("learning_rat=1", "unknown setting 'learning_rat'"),
+        ("epochs=many", "epochs: Input should be a valid number"),
+        ("bf16=1", "bf16: Input should be a valid boolean"),
+        ("batch_size=0", "batch_size: Input should be greater than or equal to 1"),
+        ("negative_fraction=1.5", "negative_fraction: Input should be less than or equal to 1"),
+        ("normalization=[whitespace, nope]", "unknown normalisation step(s) ['nope']"),
+        ("max_length='96'", "max_length: Input should be a valid integer"),
+        ("oops", "expected key=value"),
+    ],
+)
 def test_bad_settings_are_refused_by_name(override, message):
     with pytest.raises(ValueError) as err:
         TrainConfig.load(REPO / "configs" / "tiny.yaml", [override])

@@ -1,4 +1,5 @@
 """Host selection, the insertion checker and the builder, on a tiny corpus we write here."""
+
 import json
 import zipfile
 
@@ -14,18 +15,40 @@ PARA = [
     "وأضاف في تصريح للصحفيين أن نسبة الإنجاز بلغت 80 في المئة حتى الآن.",
     "وأوضح أن المرحلة الأولى تشمل خمس محطات في شمال المدينة.",
 ]
-BODY = "\n\n".join([" ".join(PARA), " ".join(PARA[1:] + PARA[:1]), "وذكر بيان للوزارة أن التكلفة بلغت ملياري ريال. وقال مسؤول إن العمل مستمر."])
+BODY = "\n\n".join(
+    [
+        " ".join(PARA),
+        " ".join(PARA[1:] + PARA[:1]),
+        "وذكر بيان للوزارة أن التكلفة بلغت ملياري ريال. وقال مسؤول إن العمل مستمر.",
+    ]
+)
 
 
 def make_corpus(root, n_per_outlet=3, outlets=("outa", "outb", "outc")):
     arts = []
     for o in outlets:
         for i in range(n_per_outlet):
-            arts.append({"source": o, "url": f"http://{o}.example/{i}", "date_extracted": "2015-08-01",
-                         "title": f"عنوان الخبر رقم {i}", "author": "", "content": BODY + f"\n\nوقال المتحدث باسم {o} إن الرقم {i} صحيح."})
+            arts.append(
+                {
+                    "source": o,
+                    "url": f"http://{o}.example/{i}",
+                    "date_extracted": "2015-08-01",
+                    "title": f"عنوان الخبر رقم {i}",
+                    "author": "",
+                    "content": BODY + f"\n\nوقال المتحدث باسم {o} إن الرقم {i} صحيح.",
+                }
+            )
     arts.append(dict(arts[0], url="http://dup.example/0"))  # same content: deduplicated
-    arts.append({"source": "outa", "url": "http://outa.example/list", "date_extracted": "", "title": "قائمة",
-                 "author": "", "content": "أ\nب\nج"})  # a fragment: rejected
+    arts.append(
+        {
+            "source": "outa",
+            "url": "http://outa.example/list",
+            "date_extracted": "",
+            "title": "قائمة",
+            "author": "",
+            "content": "أ\nب\nج",
+        }
+    )  # a fragment: rejected
     root.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(root / "2015-08-01.zip", "w") as z:
         z.writestr("2015-08-01.json", json.dumps(arts, ensure_ascii=False))
@@ -45,8 +68,9 @@ def setup(tmp_path, monkeypatch):
 
 def write_insertions(data, rows):
     (data / "insertions").mkdir(parents=True, exist_ok=True)
-    (data / "insertions" / "a.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                                 encoding="utf-8")
+    (data / "insertions" / "a.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 GOOD = [
@@ -83,24 +107,81 @@ def test_checker_accepts_good_and_names_each_problem(setup):
     assert rep["positions"] == {"inside_paragraph": 1, "paragraph_end": 1, "new_paragraph": 1}
     bad = rows + [
         {"host": "nope-123", "para": 1, "slot": 0, "kind": "hope", "text": GOOD[0]},
-        {"host": h, "para": 1, "slot": 1, "kind": "hope", "text": "جملة أخرى مختلفة تماما عن غيرها من الجمل في هذا الملف هنا."},
-        {"host": h, "para": 0, "slot": 0, "kind": "hope", "text": "عنوان آخر لا يجوز وضعه في سطر العنوان الرئيسي للخبر أبدا."},
-        {"host": h, "para": 1, "slot": 9, "kind": "hope", "text": "موضع غير موجود في الفقرة الأولى من هذا الخبر المختار هنا."},
-        {"host": h, "para": 3, "slot": 0, "kind": "guess", "text": "نوع غير معروف في قائمة الأنواع المعتمدة لدى المشروع هنا."},
+        {
+            "host": h,
+            "para": 1,
+            "slot": 1,
+            "kind": "hope",
+            "text": "جملة أخرى مختلفة تماما عن غيرها من الجمل في هذا الملف هنا.",
+        },
+        {
+            "host": h,
+            "para": 0,
+            "slot": 0,
+            "kind": "hope",
+            "text": "عنوان آخر لا يجوز وضعه في سطر العنوان الرئيسي للخبر أبدا.",
+        },
+        {
+            "host": h,
+            "para": 1,
+            "slot": 9,
+            "kind": "hope",
+            "text": "موضع غير موجود في الفقرة الأولى من هذا الخبر المختار هنا.",
+        },
+        {
+            "host": h,
+            "para": 3,
+            "slot": 0,
+            "kind": "guess",
+            "text": "نوع غير معروف في قائمة الأنواع المعتمدة لدى المشروع هنا.",
+        },
         {"host": h, "para": 3, "slot": 1, "kind": "hope", "text": "قصيرة جدا."},
-        {"host": h, "para": 2, "slot": 0, "kind": "hope", "text": "جملة [بين قوسين] لا تصلح لأنها تكسر صيغة الملفات الموسومة."},
-        {"host": h, "para": 2, "slot": 1, "kind": "hope", "text": "جملة أولى هنا في النص. وجملة ثانية بعدها في النص نفسه."},
+        {
+            "host": h,
+            "para": 2,
+            "slot": 0,
+            "kind": "hope",
+            "text": "جملة [بين قوسين] لا تصلح لأنها تكسر صيغة الملفات الموسومة.",
+        },
+        {
+            "host": h,
+            "para": 2,
+            "slot": 1,
+            "kind": "hope",
+            "text": "جملة أولى هنا في النص. وجملة ثانية بعدها في النص نفسه.",
+        },
         {"host": cands[1].id, "para": 1, "slot": 0, "kind": "hope", "text": GOOD[1]},
-        {"host": cands[1].id, "para": 1, "slot": 1, "kind": "hope", "text": "ومن المتوقع أن يخفف القطار الجديد من الازدحام المروري الخانق في ساعات المساء."},
-        {"host": cands[1].id, "para": 1, "slot": 2, "kind": "hope", "text": "وأضاف في تصريح للصحفيين أن نسبة الإنجاز بلغت 80 في المئة حتى الآن."},
+        {
+            "host": cands[1].id,
+            "para": 1,
+            "slot": 1,
+            "kind": "hope",
+            "text": "ومن المتوقع أن يخفف القطار الجديد من الازدحام المروري الخانق في ساعات المساء.",
+        },
+        {
+            "host": cands[1].id,
+            "para": 1,
+            "slot": 2,
+            "kind": "hope",
+            "text": "وأضاف في تصريح للصحفيين أن نسبة الإنجاز بلغت 80 في المئة حتى الآن.",
+        },
     ]
     write_insertions(data, bad)
     problems, _ = C.check(C.read_insertions(C.insertion_files(data)), hosts, cands)
     text = "\n".join(problems)
-    for needle in ["a.jsonl:4: unknown host id", "a.jsonl:5: a second insertion at the same position",
-                   "a.jsonl:6: paragraph 0 invalid", "a.jsonl:7: slot 9 invalid", "a.jsonl:8: unknown kind 'guess'",
-                   "a.jsonl:9: 2 words", "a.jsonl:10: text contains a bracket", "a.jsonl:11: text must be exactly one sentence",
-                   "a.jsonl:12: duplicate of", "a.jsonl:13: near-duplicate of", "a.jsonl:14: repeats 8+ consecutive words"]:
+    for needle in [
+        "a.jsonl:4: unknown host id",
+        "a.jsonl:5: a second insertion at the same position",
+        "a.jsonl:6: paragraph 0 invalid",
+        "a.jsonl:7: slot 9 invalid",
+        "a.jsonl:8: unknown kind 'guess'",
+        "a.jsonl:9: 2 words",
+        "a.jsonl:10: text contains a bracket",
+        "a.jsonl:11: text must be exactly one sentence",
+        "a.jsonl:12: duplicate of",
+        "a.jsonl:13: near-duplicate of",
+        "a.jsonl:14: repeats 8+ consecutive words",
+    ]:
         assert needle in text, needle
 
 
@@ -111,17 +192,26 @@ def test_build_is_reproducible_labels_insertions_and_splits_by_outlet(setup, tmp
         "ويأمل السكان أن تفتح المحطات الجديدة أبوابها في الموعد المعلن دون تأجيل جديد.",
         "وتشير تقارير متداولة إلى اهتمام شركات أجنبية بالمشاركة في تشغيل الخطوط المقبلة.",
     ]
-    rows = [{"host": c.id, "para": 1 + i % 3, "slot": i % 2, "kind": C.KINDS[i % 7], "text": texts[i]}
-            for i, c in enumerate(cands[:6])]
+    rows = [
+        {"host": c.id, "para": 1 + i % 3, "slot": i % 2, "kind": C.KINDS[i % 7], "text": texts[i]}
+        for i, c in enumerate(cands[:6])
+    ]
     write_insertions(data, rows)
     a = B.build(data, corpus.parent, tmp_path / "b1")
     B.build(data, corpus.parent, tmp_path / "b2")
     for f in ("train.jsonl", "dev.jsonl", "test.jsonl", "train.records.jsonl", "counts.json"):
         assert (tmp_path / "b1" / f).read_bytes() == (tmp_path / "b2" / f).read_bytes()
-    assert a["test"]["outlets"] == {"outc": 3} and a["dev"]["outlets"] == {"outb": 3} and a["train"]["outlets"] == {"outa": 3}
+    assert (
+        a["test"]["outlets"] == {"outc": 3}
+        and a["dev"]["outlets"] == {"outb": 3}
+        and a["train"]["outlets"] == {"outa": 3}
+    )
     assert sum(s["inserted"] for s in a.values()) == 6
-    recs = [json.loads(l) for split in ("train", "dev", "test")
-            for l in (tmp_path / "b1" / f"{split}.records.jsonl").read_text().splitlines()]
+    recs = [
+        json.loads(l)
+        for split in ("train", "dev", "test")
+        for l in (tmp_path / "b1" / f"{split}.records.jsonl").read_text().splitlines()
+    ]
     ins = [r for r in recs if r["label"] == "inserted"]
     assert sorted(r["text"] for r in ins) == sorted(r["text"] for r in rows)
     assert {r["kind"] for r in ins} == {r["kind"] for r in rows}
@@ -140,8 +230,10 @@ def test_build_detects_a_changed_corpus(setup, tmp_path):
 def test_malformed_insertion_file_names_file_and_line(tmp_path):
     f = tmp_path / "insertions" / "bad.jsonl"
     f.parent.mkdir()
-    f.write_text('{"host": "a", "para": 1, "slot": 0, "kind": "hope", "text": "نص."}\n{"host": "a", "para": "x"\n',
-                 encoding="utf-8")
+    f.write_text(
+        '{"host": "a", "para": 1, "slot": 0, "kind": "hope", "text": "نص."}\n{"host": "a", "para": "x"\n',
+        encoding="utf-8",
+    )
     from serving.brackets import FormatError
 
     with pytest.raises(FormatError, match=r"bad.jsonl:2: invalid JSON"):
@@ -179,8 +271,9 @@ def test_leave_one_source_out_build(setup, tmp_path):
         if r["outlet"] == "outa":
             r["source"] = "armpro"
     (data / "hosts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_insertions(data, [{"host": c.id, "para": 1, "slot": 0, "kind": "hope", "text": GOOD[i]}
-                            for i, c in enumerate(cands[:3])])
+    write_insertions(
+        data, [{"host": c.id, "para": 1, "slot": 0, "kind": "hope", "text": GOOD[i]} for i, c in enumerate(cands[:3])]
+    )
     counts = B.build(data, corpus.parent, tmp_path / "loso", hold_out_source="armpro")
     # armpro (outa, a train outlet in splits.json) is the whole test split; saudinewsnet keeps train/dev,
     # and its own test outlet (outc) is left out rather than trained on.

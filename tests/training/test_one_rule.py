@@ -1,5 +1,6 @@
 """One copy of each rule (issue 21): the decision rule shared by predictor, metrics and calibration; one
 F1; the training collator on serving's window layout; one error policy for the command line."""
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -33,8 +34,11 @@ def test_precision_recall_and_f1_come_from_one_function():
     labels = np.array([1, 1, 0, 0, 1, 0])
     pred = np.array([1, 0, 1, 0, 1, 0])
     r = prf(labels, pred)
-    assert (r["precision"], r["recall"], r["false_alarm_rate"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3),
-                                                                     pytest.approx(1 / 3))
+    assert (r["precision"], r["recall"], r["false_alarm_rate"]) == (
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+        pytest.approx(1 / 3),
+    )
     assert r["f1"] == pytest.approx(2 / 3)
     m = metrics(labels, pred.astype(float), 0.5)
     assert {k: m[k] for k in r} == r
@@ -49,22 +53,26 @@ def test_the_training_collator_lays_windows_out_as_serving_does():
 
     folder = resolve_backbone("tiny-unigram")
     enc = Encoder(load_tokenizer(folder / "tokenizer.json"), 64, 0, ["whitespace"])
-    article = ArticleEncoder(enc).encode_article(["قال الوزير إن العمل مستمر في المشروع الكبير."] * 9
-                                                 + ["وأضاف أن النتائج ستظهر قريبا بعد أشهر."] * 4)
+    article = ArticleEncoder(enc).encode_article(
+        ["قال الوزير إن العمل مستمر في المشروع الكبير."] * 9 + ["وأضاف أن النتائج ستظهر قريبا بعد أشهر."] * 4
+    )
     assert len(article.windows) > 1
-    rows = [{"input_ids": w.input_ids, "marker_positions": w.markers, "labels": [0] * len(w.markers)}
-            for w in article.windows]
+    rows = [
+        {"input_ids": w.input_ids, "marker_positions": w.markers, "labels": [0] * len(w.markers)}
+        for w in article.windows
+    ]
     got = WindowCollator(enc.pad_id)(rows)
     want = pad_windows(article.windows, enc.pad_id)
     for key, value in want.items():
         assert torch.equal(got[key], torch.from_numpy(value)), key
     for i, w in enumerate(article.windows):  # labels of padding markers are ignored by the loss
-        assert (got["labels"][i, len(w.markers):] == -100).all() and (got["labels"][i, : len(w.markers)] == 0).all()
+        assert (got["labels"][i, len(w.markers) :] == -100).all() and (got["labels"][i, : len(w.markers)] == 0).all()
 
 
 def _segment_raising(error):
     def alignment(articles):
         raise error
+
     return alignment
 
 

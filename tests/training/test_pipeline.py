@@ -1,4 +1,5 @@
 """train -> export -> predict, end to end on the tiny config."""
+
 import json
 import subprocess
 import sys
@@ -68,7 +69,10 @@ def test_predict_reads_jsonl_and_folders(tiny_bundle, tmp_path):
     res = runner.invoke(app, ["predict", "--model", str(tiny_bundle), str(f), str(TINY_DATA)])
     assert res.exit_code == 0, res.output
     recs = [json.loads(l) for l in res.stdout.splitlines()]
-    assert recs[0]["id"] == "n1" and [s["text"] for s in recs[0]["sentences"]] == ["افتتح الوزير المحطة.", "وقال إنها جاهزة."]
+    assert recs[0]["id"] == "n1" and [s["text"] for s in recs[0]["sentences"]] == [
+        "افتتح الوزير المحطة.",
+        "وقال إنها جاهزة.",
+    ]
     assert len(recs) == 1 + len(list(TINY_DATA.glob("*.txt")))
 
 
@@ -81,11 +85,14 @@ def test_threshold_decides_the_label(tiny_bundle, tmp_path):
     assert {s["label"] for s in json.loads(high.stdout)["sentences"]} == {"reporting"}
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\xd9\x82\xd8\xa7\xd9\x84.\n\xff\xfe", "bad.txt:2: invalid UTF-8"),
-    ("سطر.\n[أ [ب]]".encode(), "bad.txt:2: nested"),
-    (b"", "bad.txt: empty file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xd9\x82\xd8\xa7\xd9\x84.\n\xff\xfe", "bad.txt:2: invalid UTF-8"),
+        ("سطر.\n[أ [ب]]".encode(), "bad.txt:2: nested"),
+        (b"", "bad.txt: empty file"),
+    ],
+)
 def test_predict_bad_input_is_one_clear_line(tiny_bundle, tmp_path, content, message):
     f = tmp_path / "bad.txt"
     f.write_bytes(content)
@@ -158,8 +165,12 @@ def test_unigram_backbone_without_context_trains_and_exports(tmp_path):
     from training.model.train import train
     from training.ship.export import export
 
-    run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                                 ["backbone=tiny-unigram", "context_width=0", "max_steps=4", f"output_dir={tmp_path / 'u'}"]))
+    run = train(
+        TrainConfig.load(
+            REPO / "configs" / "tiny.yaml",
+            ["backbone=tiny-unigram", "context_width=0", "max_steps=4", f"output_dir={tmp_path / 'u'}"],
+        )
+    )
     meta = json.loads((export(run, tmp_path / "ub") / "metadata.json").read_text())
     assert meta["context_width"] == 0 and meta["parity"]["fp32_max_abs_logit_diff"] <= 1e-3
 

@@ -1,4 +1,5 @@
 """Vocabulary pruning keeps predictions on the reference text unchanged."""
+
 import json
 
 import numpy as np
@@ -14,8 +15,11 @@ from training.ship.prune import prune
 
 @pytest.mark.slow  # trains or converts a model
 def test_pruned_bundle_predicts_the_same_on_reference_text(tmp_path):
-    run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                                 ["backbone=tiny-unigram", "max_steps=4", f"output_dir={tmp_path / 'run'}"]))
+    run = train(
+        TrainConfig.load(
+            REPO / "configs" / "tiny.yaml", ["backbone=tiny-unigram", "max_steps=4", f"output_dir={tmp_path / 'run'}"]
+        )
+    )
     reference = sorted(TINY_DATA.glob("*.txt"))[:3]
     stats = prune(run, tmp_path / "pruned", corpus=None, extra=reference)
     assert stats["vocab_after"] < stats["vocab_before"]

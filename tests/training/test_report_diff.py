@@ -1,4 +1,5 @@
 """`mudraj diff`: two reports of the same articles compared cell by cell, each change against its noise."""
+
 import json
 
 from typer.testing import CliRunner
@@ -8,11 +9,20 @@ from training.evaluation.diff import diff
 
 
 def report(f1, far, armpro_recall, hard_far):
-    return {"test": {"sentences": 1000, "inserted": 200, "articles": 50, "clean_articles": 10, "f1": f1,
-                     "precision": 0.8, "recall": 0.7, "false_alarm_rate": far},
-            "per_source": {"armpro": {"sentences": 100, "inserted": 20, "recall": armpro_recall,
-                                      "false_alarm_rate": 0.02}},
-            "hard_negatives": {"sentences": 80, "false_alarm_rate": hard_far, "per_shape": {}}}
+    return {
+        "test": {
+            "sentences": 1000,
+            "inserted": 200,
+            "articles": 50,
+            "clean_articles": 10,
+            "f1": f1,
+            "precision": 0.8,
+            "recall": 0.7,
+            "false_alarm_rate": far,
+        },
+        "per_source": {"armpro": {"sentences": 100, "inserted": 20, "recall": armpro_recall, "false_alarm_rate": 0.02}},
+        "hard_negatives": {"sentences": 80, "false_alarm_rate": hard_far, "per_shape": {}},
+    }
 
 
 def test_cells_are_better_worse_or_within_noise():

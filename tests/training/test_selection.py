@@ -1,4 +1,5 @@
 """Host selection across sources: genre balance, outlet caps, and outlet splits."""
+
 from collections import Counter
 
 from training.corpus.hosts import Candidate
@@ -11,12 +12,26 @@ def cand(i, source, outlet, genre):
 
 def test_balance_keeps_existing_prefers_non_politics_and_fills_short_genres():
     existing = [cand(i, "saudinewsnet", f"s{i % 4}", "politics" if i % 2 else "sport") for i in range(40)]
-    new = {"baly2018": [cand(100 + i, "baly2018", f"b{i % 10}", "politics" if i < 80 else "society")
-                        for i in range(100)]}
-    fill = [cand(1000 + i, "saudinewsnet", f"s{i % 4}", g) for i, g in enumerate(
-        ["health"] * 30 + ["environment"] * 30 + ["science_technology"] * 30 + ["culture"] * 30 + ["economy"] * 30)]
-    chosen = balance(existing, new, fill, per_source=40, max_per_outlet=6, min_genre_share=0.08,
-                     min_science_share=0.2, max_fill=200, seed=1)
+    new = {
+        "baly2018": [cand(100 + i, "baly2018", f"b{i % 10}", "politics" if i < 80 else "society") for i in range(100)]
+    }
+    fill = [
+        cand(1000 + i, "saudinewsnet", f"s{i % 4}", g)
+        for i, g in enumerate(
+            ["health"] * 30 + ["environment"] * 30 + ["science_technology"] * 30 + ["culture"] * 30 + ["economy"] * 30
+        )
+    ]
+    chosen = balance(
+        existing,
+        new,
+        fill,
+        per_source=40,
+        max_per_outlet=6,
+        min_genre_share=0.08,
+        min_science_share=0.2,
+        max_fill=200,
+        seed=1,
+    )
     ids = {c.id for c in chosen}
     assert {c.id for c in existing} <= ids  # what has insertions stays
     baly = [c for c in chosen if c.source == "baly2018"]
@@ -25,8 +40,9 @@ def test_balance_keeps_existing_prefers_non_politics_and_fills_short_genres():
     genres = Counter(c.genre for c in chosen)
     assert all(genres[g] >= 0.08 * len(chosen) for g in genres)
     assert sum(genres[g] for g in SCIENCE) >= 0.2 * len(chosen)
-    assert balance(existing, new, fill, per_source=40, max_per_outlet=6, seed=1) == \
-        balance(existing, new, fill, per_source=40, max_per_outlet=6, seed=1)  # seeded
+    assert balance(existing, new, fill, per_source=40, max_per_outlet=6, seed=1) == balance(
+        existing, new, fill, per_source=40, max_per_outlet=6, seed=1
+    )  # seeded
 
 
 def test_new_outlets_get_whole_splits_and_shared_outlets_one_split():

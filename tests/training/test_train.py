@@ -1,5 +1,6 @@
 """The trainer's options do what their names say: negative subsampling, the class-weighted loss,
 frozen embeddings. Each test fails when its option is ignored or broken."""
+
 import numpy as np
 import pytest
 
@@ -37,8 +38,12 @@ def test_negative_fraction_keeps_every_inserted_sentence_and_a_seeded_share_of_t
     n_other = n_rep - len(hard)
     # Binomial(n_other, 0.5): far inside 5 standard deviations, and never all or nothing.
     assert abs(sampled - n_other / 2) <= 5 * (n_other * 0.25) ** 0.5 and 0 < sampled < n_other
-    hard_inputs = {tuple(f.input_ids) for a in articles for f in encoder.encode_article([s.text for s in a.sentences])
-                   if a.sentences[f.sentence].label == 0 and is_hard_negative_shape(a.sentences[f.sentence].text)}
+    hard_inputs = {
+        tuple(f.input_ids)
+        for a in articles
+        for f in encoder.encode_article([s.text for s in a.sentences])
+        if a.sentences[f.sentence].label == 0 and is_hard_negative_shape(a.sentences[f.sentence].text)
+    }
     for seed in (3, 4, 5):
         assert hard_inputs <= {tuple(x) for x in featurize(articles, encoder, 0.5, seed)["input_ids"]}
     assert featurize(articles, encoder, negative_fraction=0.5, seed=3) == half  # seeded
@@ -66,8 +71,10 @@ def test_weighted_loss_weighs_the_inserted_class():
 def _train(tmp_path, name, *overrides):
     from training.model.train import train
 
-    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                           ["max_steps=3", "eval_steps=3", "save_steps=3", f"output_dir={tmp_path / name}", *overrides])
+    cfg = TrainConfig.load(
+        REPO / "configs" / "tiny.yaml",
+        ["max_steps=3", "eval_steps=3", "save_steps=3", f"output_dir={tmp_path / name}", *overrides],
+    )
     return train(cfg)
 
 
@@ -110,16 +117,27 @@ def test_init_from_starts_a_run_from_a_finished_runs_weights(tiny_run, tmp_path)
 
     from training.model.train import train
 
-    cfg = TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                           [f"output_dir={tmp_path / 'stage2'}", f"init_from={tiny_run}", "max_steps=1",
-                            "learning_rate=1.0e-12", "warmup_ratio=0.0"])
+    cfg = TrainConfig.load(
+        REPO / "configs" / "tiny.yaml",
+        [
+            f"output_dir={tmp_path / 'stage2'}",
+            f"init_from={tiny_run}",
+            "max_steps=1",
+            "learning_rate=1.0e-12",
+            "warmup_ratio=0.0",
+        ],
+    )
     run = train(cfg)
     first, second = load_file(tiny_run / "model" / "model.safetensors"), load_file(run / "model" / "model.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)
-    bad = TrainConfig.load(REPO / "configs" / "tiny.yaml",
-                           [f"output_dir={tmp_path / 'bad'}", f"init_from={tiny_run}", "model_type=article"])
+    bad = TrainConfig.load(
+        REPO / "configs" / "tiny.yaml",
+        [f"output_dir={tmp_path / 'bad'}", f"init_from={tiny_run}", "model_type=article"],
+    )
     with pytest.raises(ValueError, match="is a pair model"):
         train(bad)
     with pytest.raises(FileNotFoundError, match="not a finished run"):
-        train(TrainConfig.load(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path / 'x'}", f"init_from={tmp_path}"]))
+        train(
+            TrainConfig.load(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path / 'x'}", f"init_from={tmp_path}"])
+        )

@@ -9,6 +9,7 @@ Errors a user can cause (serving.errors.UserError: a bad file, a missing bundle,
 one line and exit 2; anything else is a bug and shows its traceback. MUDRAJ_DEBUG=1 shows the
 traceback for every error.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,19 @@ import typer
 
 from training import defaults as D  # light: paths and numbers only
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Mudraj: find commentary inserted into Arabic news articles, sentence by sentence.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Mudraj: find commentary inserted into Arabic news articles, sentence by sentence.",
+)
 corpus_app = typer.Typer(no_args_is_help=True, help="Build the training corpus (hosts + our insertions).")
 app.add_typer(corpus_app, name="corpus")
 
 CORPUS_OPT = typer.Option(D.SAUDINEWSNET, "--corpus", help="SaudiNewsNet folder")
-CORPORA_OPT = typer.Option(D.CORPORA, "--corpora", help="folder with one subfolder per host source "
-                                                        "(saudinewsnet, baly2018, armpro)")
+CORPORA_OPT = typer.Option(
+    D.CORPORA, "--corpora", help="folder with one subfolder per host source (saudinewsnet, baly2018, armpro)"
+)
 
 
 def _version(value: bool) -> None:
@@ -42,8 +48,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="print the installed version and exit")):
+def _main(
+    _: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the installed version and exit"
+    ),
+):
     pass
 
 

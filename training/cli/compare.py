@@ -1,5 +1,6 @@
 """`mudraj compare SOURCE PUBLISHED`: the command (registered on training/cli/common.py's app); the work is in
 serving/compare.py, the output formats in serving/batch/output.py."""
+
 from __future__ import annotations
 
 import sys
@@ -21,14 +22,17 @@ class CompareFormat(str, Enum):
 
 
 @app.command("compare")
-def compare(source: Path = typer.Argument(..., help="the original text (.txt, or - for standard input)"),
-            published: Path = typer.Argument(..., help="the published version (.txt, or -)"),
-            model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
-            fmt: Optional[CompareFormat] = typer.Option(None, "--format", "-f", help="jsonl or table (default: "
-                                                        "jsonl for an --out ending .jsonl, else table)"),
-            threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
-            floor: float = typer.Option(FLOOR, help="similarity (0-100) from which a changed sentence is 'edited'"),
-            out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)")):
+def compare(
+    source: Path = typer.Argument(..., help="the original text (.txt, or - for standard input)"),
+    published: Path = typer.Argument(..., help="the published version (.txt, or -)"),
+    model: Path = typer.Option(None, "--model", "-m", help="model bundle (default: the shipped one)"),
+    fmt: Optional[CompareFormat] = typer.Option(
+        None, "--format", "-f", help="jsonl or table (default: jsonl for an --out ending .jsonl, else table)"
+    ),
+    threshold: Optional[float] = typer.Option(None, help="decision threshold (default: the bundle's)"),
+    floor: float = typer.Option(FLOOR, help="similarity (0-100) from which a changed sentence is 'edited'"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (default: stdout)"),
+):
     """Compare a published text with its source: kept, edited (with changes), added, dropped sentences,
     and the model's score on each published sentence."""
 
@@ -54,8 +58,9 @@ def compare(source: Path = typer.Argument(..., help="the original text (.txt, or
 
     def read(path: Path) -> str:
         if str(path) != "-" and (path.is_dir() or path.suffix.lower() != ".txt"):
-            raise InputError(f"{path}: compare takes one .txt file (or - for standard input), "
-                             "not a folder, JSON lines or Parquet")
+            raise InputError(
+                f"{path}: compare takes one .txt file (or - for standard input), not a folder, JSON lines or Parquet"
+            )
         arts = list(read_articles([path]))
         if len(arts) != 1:
             raise InputError(f"{path}: compare takes one article, found {len(arts)}")

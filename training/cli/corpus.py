@@ -1,4 +1,5 @@
 """Commands of the corpus stage: `mudraj corpus select|show|check|genuine|build`, `mudraj segment`, `mudraj audit`."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,13 @@ from training.cli.common import CORPORA_OPT, CORPUS_OPT, app, bundle_of, corpus_
 
 
 @corpus_app.command("select")
-def corpus_select(corpora: Path = CORPORA_OPT,
-                  data: Path = typer.Option(D.DATA, help="data folder: hosts.jsonl and splits.json are extended"),
-                  per_source: int = typer.Option(900, help="hosts to take from each new source"),
-                  fill_sample: float = typer.Option(0.08, help="share of SaudiNewsNet read as the genre fill-up reserve"),
-                  seed: int = typer.Option(D.HOST_SEED)):
+def corpus_select(
+    corpora: Path = CORPORA_OPT,
+    data: Path = typer.Option(D.DATA, help="data folder: hosts.jsonl and splits.json are extended"),
+    per_source: int = typer.Option(900, help="hosts to take from each new source"),
+    fill_sample: float = typer.Option(0.08, help="share of SaudiNewsNet read as the genre fill-up reserve"),
+    seed: int = typer.Option(D.HOST_SEED),
+):
     """Extend the host selection from every source: genres (zero-shot, cached in build/genres.jsonl),
     genre balance, new outlets split into dev/test. Hosts already selected are kept as they are."""
     from serving.batch.io import atomic_write_json
@@ -27,8 +30,15 @@ def corpus_select(corpora: Path = CORPORA_OPT,
     def run():
         hosts_file, splits_file = data / "hosts.jsonl", data / "splits.json"
         existing = read_selection(hosts_file) if hosts_file.is_file() else []
-        chosen = select_all(existing, corpora, cache=D.GENRE_CACHE, fill_sample=fill_sample,
-                            rejected=read_rejected(data / "rejected_hosts.txt"), per_source=per_source, seed=seed)
+        chosen = select_all(
+            existing,
+            corpora,
+            cache=D.GENRE_CACHE,
+            fill_sample=fill_sample,
+            rejected=read_rejected(data / "rejected_hosts.txt"),
+            per_source=per_source,
+            seed=seed,
+        )
         read_splits(splits_file)  # fail on a broken file before writing anything
         raw = json.loads(splits_file.read_text(encoding="utf-8"))
         raw.update(assign_splits(chosen, {"test": raw["test"], "dev": raw["dev"]}, seed=seed))
@@ -71,20 +81,35 @@ def corpus_check(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, 
 
 
 @corpus_app.command("genuine")
-def corpus_genuine(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
-                   model: Path = typer.Option(D.REPO / "models" / "mudraj-e5-small", "--model", "-m",
-                                              help="the bundle whose flags make hard negatives (the shipped model)"),
-                   n_opinion: int = typer.Option(3000, help="opinion pieces to take from train outlets, genre-balanced"),
-                   n_scored: int = typer.Option(2000, help="train-outlet articles to score for hard negatives"),
-                   seed: int = typer.Option(D.HOST_SEED)):
+def corpus_genuine(
+    corpora: Path = CORPORA_OPT,
+    data: Path = typer.Option(D.DATA, help="data folder"),
+    model: Path = typer.Option(
+        D.REPO / "models" / "mudraj-e5-small",
+        "--model",
+        "-m",
+        help="the bundle whose flags make hard negatives (the shipped model)",
+    ),
+    n_opinion: int = typer.Option(3000, help="opinion pieces to take from train outlets, genre-balanced"),
+    n_scored: int = typer.Option(2000, help="train-outlet articles to score for hard negatives"),
+    seed: int = typer.Option(D.HOST_SEED),
+):
     """Mine genuine articles (no insertion) into data/genuine.jsonl: negatives from train outlets (hard
     negatives the model flags, opinion pieces), the false-alarm benchmark from dev and test outlets."""
     from training.corpus import genuine as G
+
     def run():
         pooled = G.pool(corpora, data)
         predictor, score_of = G.shipped_scorer(bundle_of(model))
-        records = G.select(pooled, G.genres_with_cache(D.GENRE_CACHE), score_of, n_opinion=n_opinion,
-                           n_scored=n_scored, flag_at=predictor.threshold, seed=seed)
+        records = G.select(
+            pooled,
+            G.genres_with_cache(D.GENRE_CACHE),
+            score_of,
+            n_opinion=n_opinion,
+            n_scored=n_scored,
+            flag_at=predictor.threshold,
+            seed=seed,
+        )
         G.write(records, data / "genuine.jsonl")
         return G.summary(records)
 
@@ -92,11 +117,16 @@ def corpus_genuine(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA
 
 
 @corpus_app.command("build")
-def corpus_build(corpora: Path = CORPORA_OPT, data: Path = typer.Option(D.DATA, help="data folder"),
-                 out: Path = typer.Option(D.CORPUS_DIR, help="output folder"),
-                 hold_out_source: Optional[str] = typer.Option(
-                     None, help="leave-one-source-out: this source (saudinewsnet, baly2018, armpro) is the whole "
-                                "test split; the others train and validate, their test outlets left out")):
+def corpus_build(
+    corpora: Path = CORPORA_OPT,
+    data: Path = typer.Option(D.DATA, help="data folder"),
+    out: Path = typer.Option(D.CORPUS_DIR, help="output folder"),
+    hold_out_source: Optional[str] = typer.Option(
+        None,
+        help="leave-one-source-out: this source (saudinewsnet, baly2018, armpro) is the whole "
+        "test split; the others train and validate, their test outlets left out",
+    ),
+):
     """Hosts + insertions -> labelled articles and sentence records, split by outlet."""
     from training.corpus.build import build
 

@@ -4,6 +4,7 @@ A record: article id, index, text, start/end offsets into the bracket-free text,
 and the neighbouring sentences. Sentences come from the one segmenter in serving/, with
 each bracketed span kept whole.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,12 +94,19 @@ def to_records(articles: Sequence[Article], context_width: int = 1) -> list[dict
     for a in articles:
         texts = [s.text for s in a.sentences]
         for i, s in enumerate(a.sentences):
-            recs.append({
-                "article_id": a.id, "index": i, "start": s.start, "end": s.end, "text": s.text,
-                "label": LABELS[s.label],
-                "prev": texts[max(0, i - context_width) : i], "next": texts[i + 1 : i + 1 + context_width],
-                **{k: v for k, v in a.meta.items() if k in ("outlet", "split", "genre", "source", "style")},
-            })
+            recs.append(
+                {
+                    "article_id": a.id,
+                    "index": i,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "label": LABELS[s.label],
+                    "prev": texts[max(0, i - context_width) : i],
+                    "next": texts[i + 1 : i + 1 + context_width],
+                    **{k: v for k, v in a.meta.items() if k in ("outlet", "split", "genre", "source", "style")},
+                }
+            )
     return recs
 
 
@@ -106,8 +114,11 @@ def data_hash(articles: Sequence[Article]) -> str:
     """sha256 over article ids, texts and labels: what a model was trained on."""
     h = hashlib.sha256()
     for a in sorted(articles, key=lambda a: a.id):
-        h.update(json.dumps([a.id, a.text, [(s.start, s.end, s.label) for s in a.sentences]],
-                            ensure_ascii=False).encode("utf-8"))
+        h.update(
+            json.dumps([a.id, a.text, [(s.start, s.end, s.label) for s in a.sentences]], ensure_ascii=False).encode(
+                "utf-8"
+            )
+        )
     return h.hexdigest()
 
 

@@ -7,6 +7,7 @@ normalisation steps, training on the train split and scoring the dev split.
 
     mudraj audit build/corpus
 """
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,7 @@ STRUCTURE = {
     "straight_quotes": lambda s: s.count('"'),
     "curly_quotes": lambda s: len(re.findall(r"[“”«»]", s)),
     "ends_with_stop": lambda s: float(s.rstrip()[-1:] == "."),
-    "ends_without_punct": lambda s: float(s.rstrip()[-1:] not in ".!?؟\"”»)"),
+    "ends_without_punct": lambda s: float(s.rstrip()[-1:] not in '.!?؟"”»)'),
 }
 
 
@@ -77,8 +78,12 @@ def _cv_auc(x: list[str], y: np.ndarray, groups: list[str], steps: list[str], fo
 
     feats = featurize([normalize(t, steps) if steps else t for t in x])
     p = cross_val_predict(_classifier(), feats, y, groups=groups, cv=GroupKFold(folds), method="predict_proba")
-    return {"cv_roc_auc": round(float(roc_auc_score(y, p[:, 1])), 4), "folds": folds,
-            "sentences": len(y), "inserted": int(y.sum())}
+    return {
+        "cv_roc_auc": round(float(roc_auc_score(y, p[:, 1])), 4),
+        "folds": folds,
+        "sentences": len(y),
+        "inserted": int(y.sum()),
+    }
 
 
 def _auc(train_x, train_y, dev_x, dev_y, feats: dict, steps: list[str]) -> dict:
@@ -118,5 +123,6 @@ def audit(corpus_dir: Path, settings: dict[str, list[str]] | None = None) -> dic
             if len(set(y[idx])) < 2 or len({a[i] for i in idx}) < 5:
                 continue
             out[f"quirks, {src} only: {list(settings)[-1]}"] = _cv_auc(
-                [x[i] for i in idx], y[idx], [a[i] for i in idx], steps)
+                [x[i] for i in idx], y[idx], [a[i] for i in idx], steps
+            )
     return out

@@ -7,6 +7,7 @@
 
 Splits go by outlet: the test outlets appear nowhere else, so the test score is out of domain.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -55,8 +56,9 @@ def assemble(host: Host, insertions: list[Insertion]) -> tuple[str, list[Inserti
     return "\n\n".join(paragraphs), order
 
 
-def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR,
-          hold_out_source: str | None = None) -> dict:
+def build(
+    data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR, hold_out_source: str | None = None
+) -> dict:
     """Write the labelled corpus; returns counts per split. Byte-identical across runs.
 
     hold_out_source: a leave-one-source-out corpus. Every host of that source is test; the other
@@ -67,15 +69,19 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
     data_dir = Path(data_dir)
     selection = read_selection(data_dir / "hosts.jsonl")
     if hold_out_source is not None and hold_out_source not in {c.source for c in selection}:
-        raise InputError(f"--hold-out-source {hold_out_source!r}: no host comes from it "
-                         f"(sources: {', '.join(sorted({c.source for c in selection}))})")
+        raise InputError(
+            f"--hold-out-source {hold_out_source!r}: no host comes from it "
+            f"(sources: {', '.join(sorted({c.source for c in selection}))})"
+        )
     outlet_splits = read_splits(data_dir / "splits.json")
     insertions = read_insertions(insertion_files(data_dir))
     hosts = load_hosts({c.id for c in selection}, corpora)
     changed = [c.id for c in selection if hosts[c.id].sha256 != c.sha256]
     if changed:
-        raise InputError(f"{len(changed)} host articles differ from the recorded content hash "
-                         f"(a corpus under {corpora} changed), e.g. {changed[:3]}")
+        raise InputError(
+            f"{len(changed)} host articles differ from the recorded content hash "
+            f"(a corpus under {corpora} changed), e.g. {changed[:3]}"
+        )
     problems, _ = check(insertions, hosts, selection)
     if problems:
         raise InputError(f"{len(problems)} insertion problems, first: {problems[0]} (run `mudraj corpus check`)")
@@ -98,18 +104,29 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
         voices = [i.voice for i in order]
         held_out = [v for v in voices if v in TEST_ONLY_VOICES]
         if held_out and split != "test":
-            raise InputError(f"{cand.id} ({cand.outlet}, {split} split) has insertions in the test-only voice "
-                             f"{held_out[0]!r}: put them in hosts of test outlets (data/splits.json)")
-        rec = {"id": cand.id, "outlet": cand.outlet, "source": cand.source, "genre": cand.genre,
-               "style": cand.style, "split": split, "text": text, "kinds": kinds}
+            raise InputError(
+                f"{cand.id} ({cand.outlet}, {split} split) has insertions in the test-only voice "
+                f"{held_out[0]!r}: put them in hosts of test outlets (data/splits.json)"
+            )
+        rec = {
+            "id": cand.id,
+            "outlet": cand.outlet,
+            "source": cand.source,
+            "genre": cand.genre,
+            "style": cand.style,
+            "split": split,
+            "text": text,
+            "kinds": kinds,
+        }
         if host.date:
             rec["date"] = host.date[:10]  # carried through `mudraj predict` to `mudraj report`
         if any(v != "house" for v in voices):
             rec["voices"] = voices  # per insertion, in reading order (like kinds)
         article = parse_article(RawArticle(cand.id, "build", text=text, meta=dict(rec)))
         if sum(s.label for s in article.sentences) != len(kinds):
-            raise AssertionError(f"{cand.id}: {len(kinds)} insertions but "
-                                 f"{sum(s.label for s in article.sentences)} inserted sentences")
+            raise AssertionError(
+                f"{cand.id}: {len(kinds)} insertions but {sum(s.label for s in article.sentences)} inserted sentences"
+            )
         splits[split].append(rec)
         it = iter(kinds)
         it_voice = iter(voices)
@@ -133,6 +150,7 @@ def build(data_dir: Path = DATA, corpora: Path = CORPORA, out: Path = CORPUS_DIR
     genuine_file = data_dir / "genuine.jsonl"
     if genuine_file.is_file() and hold_out_source is None:
         from training.corpus import genuine
+
         for name, rows in genuine.articles(genuine.read(genuine_file), corpora).items():
             atomic_write_jsonl(out / f"{name}.jsonl", rows)
             counts[name] = {"articles": len(rows), "outlets": len({r["outlet"] for r in rows})}

@@ -15,6 +15,7 @@ Two uses, kept apart by outlet:
 Only articles dated before November 2022 (before AI assistants made such insertions common) are used;
 hosts, rejected pages, evaluation-only outlets and duplicate texts never are.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,15 @@ def _balanced(cands: list, n: int, key, rng: random.Random) -> list:
     return out
 
 
-def select(pooled: list[tuple], genre_of, score_of, n_opinion: int = 3000, n_scored: int = 2000,
-           flag_at: float | None = None, seed: int = HOST_SEED) -> list[Genuine]:
+def select(
+    pooled: list[tuple],
+    genre_of,
+    score_of,
+    n_opinion: int = 3000,
+    n_scored: int = 2000,
+    flag_at: float | None = None,
+    seed: int = HOST_SEED,
+) -> list[Genuine]:
     """The genuine records: negatives from train outlets, the benchmark from dev and test outlets.
 
     genre_of(list of (Candidate, Host)) -> {sha256: genre}; score_of(list of Host) -> {id: max P(inserted)}.
@@ -137,11 +145,36 @@ def select(pooled: list[tuple], genre_of, score_of, n_opinion: int = 3000, n_sco
         c, _ = by_id[i]
         reason = "+".join(r for r, ok in (("flagged", i in flagged), ("opinion", i in opinion_ids)) if ok)
         score = round(float(scores[i]), 4) if i in scores else None
-        out.append(Genuine(c.id, c.outlet, c.source, c.sha256, "train", "negative", reason, c.style,
-                           genres[c.sha256], c.n_sentences, score))
+        out.append(
+            Genuine(
+                c.id,
+                c.outlet,
+                c.source,
+                c.sha256,
+                "train",
+                "negative",
+                reason,
+                c.style,
+                genres[c.sha256],
+                c.n_sentences,
+                score,
+            )
+        )
     for c, _, s in sorted(bench, key=lambda p: p[0].id):
-        out.append(Genuine(c.id, c.outlet, c.source, c.sha256, s, "benchmark", "benchmark", c.style,
-                           genres[c.sha256], c.n_sentences))
+        out.append(
+            Genuine(
+                c.id,
+                c.outlet,
+                c.source,
+                c.sha256,
+                s,
+                "benchmark",
+                "benchmark",
+                c.style,
+                genres[c.sha256],
+                c.n_sentences,
+            )
+        )
     return out
 
 
@@ -164,8 +197,12 @@ def read(path: Path = GENUINE_FILE) -> list[Genuine]:
         if g.role not in ROLES:
             raise FormatError(str(path), i, f"role must be one of {ROLES}, got {g.role!r}")
         if (g.role == "negative") != (g.split == "train"):
-            raise FormatError(str(path), i, f"{g.id}: negatives come from train outlets only, the benchmark "
-                                            f"from dev and test outlets (role {g.role!r}, split {g.split!r})")
+            raise FormatError(
+                str(path),
+                i,
+                f"{g.id}: negatives come from train outlets only, the benchmark "
+                f"from dev and test outlets (role {g.role!r}, split {g.split!r})",
+            )
         out.append(g)
     return out
 
@@ -181,10 +218,19 @@ def articles(records: list[Genuine], corpora: Path = CORPORA) -> dict[str, list[
         raise InputError(f"{len(changed)} genuine articles differ from their recorded content hash, e.g. {changed[:3]}")
     out: dict[str, list[dict]] = {"genuine-train": [], "genuine-dev": [], "genuine-test": []}
     for r in sorted(records, key=lambda r: r.id):
-        out[f"genuine-{r.split}"].append({
-            "id": r.id, "text": article_text(hosts[r.id].paragraphs), "outlet": r.outlet, "source": r.source,
-            "genre": r.genre, "style": r.style, "reason": r.reason, "kinds": [],
-            **({"date": hosts[r.id].date[:10]} if hosts[r.id].date else {})})
+        out[f"genuine-{r.split}"].append(
+            {
+                "id": r.id,
+                "text": article_text(hosts[r.id].paragraphs),
+                "outlet": r.outlet,
+                "source": r.source,
+                "genre": r.genre,
+                "style": r.style,
+                "reason": r.reason,
+                "kinds": [],
+                **({"date": hosts[r.id].date[:10]} if hosts[r.id].date else {}),
+            }
+        )
     return out
 
 
@@ -193,12 +239,15 @@ def summary(records: list[Genuine]) -> dict:
     out: dict = {}
     for role in ROLES:
         rs = [r for r in records if r.role == role]
-        out[role] = {"articles": len(rs), "sentences": sum(r.n_sentences for r in rs),
-                     "per_split": dict(Counter(r.split for r in rs)),
-                     "per_source": dict(Counter(r.source for r in rs)),
-                     "per_style": dict(Counter(r.style for r in rs)),
-                     "per_genre": dict(Counter(r.genre for r in rs).most_common()),
-                     "outlets": len({r.outlet for r in rs})}
+        out[role] = {
+            "articles": len(rs),
+            "sentences": sum(r.n_sentences for r in rs),
+            "per_split": dict(Counter(r.split for r in rs)),
+            "per_source": dict(Counter(r.source for r in rs)),
+            "per_style": dict(Counter(r.style for r in rs)),
+            "per_genre": dict(Counter(r.genre for r in rs).most_common()),
+            "outlets": len({r.outlet for r in rs}),
+        }
         if role == "negative":
             out[role]["per_reason"] = dict(Counter(r.reason for r in rs))
     return out

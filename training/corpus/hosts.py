@@ -3,6 +3,7 @@
 The corpus stays where it is (`../shared/corpora/saudinewsnet`, CC BY-NC-SA); the repo keeps
 only host ids, content hashes and our own sentences.
 """
+
 from __future__ import annotations
 
 import hashlib

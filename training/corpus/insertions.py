@@ -1,5 +1,6 @@
 """Our insertions (data/insertions/*.jsonl): the kinds and voices, reading, checking and the
 distribution report (`mudraj corpus check`)."""
+
 from __future__ import annotations
 
 import re
@@ -18,15 +19,38 @@ from training.corpus.hosts import Candidate, Host
 MIN_WORDS, MAX_WORDS = 8, 50
 
 
-KINDS = ("framing", "significance", "outlook", "background", "hope", "vague_report", "fake_attribution",
-         # added with the voices (data/voices/README.md)
-         "rhetorical_question", "evaluative", "connective_aside", "fabricated_quote", "hedged_prediction")
+KINDS = (
+    "framing",
+    "significance",
+    "outlook",
+    "background",
+    "hope",
+    "vague_report",
+    "fake_attribution",
+    # added with the voices (data/voices/README.md)
+    "rhetorical_question",
+    "evaluative",
+    "connective_aside",
+    "fabricated_quote",
+    "hedged_prediction",
+)
 
 
 # The writers' briefs in data/voices/; "house" is the first, single writer (batches 1-6).
-VOICES = ("house", "wire", "oped", "science", "digest",
-          # issue 20: independent writers, each given a one-line persona and the task, never our kinds
-          "enrich", "subeditor", "assistant", "recap", "broadcast", "seo")
+VOICES = (
+    "house",
+    "wire",
+    "oped",
+    "science",
+    "digest",
+    # issue 20: independent writers, each given a one-line persona and the task, never our kinds
+    "enrich",
+    "subeditor",
+    "assistant",
+    "recap",
+    "broadcast",
+    "seo",
+)
 
 
 TEST_ONLY_VOICES = ("digest", "enrich", "subeditor")  # never in training or dev: the unseen-writer evaluation
@@ -63,8 +87,11 @@ def read_insertions(paths: Iterable[Path]) -> list[Insertion]:
                 raise FormatError(str(path), i, f"unknown voice {voice!r} (known: {', '.join(VOICES)})")
             if r["kind"] is None and voice not in UNKINDED_VOICES:
                 raise FormatError(str(path), i, f"kind is null, allowed only for the voices {UNKINDED_VOICES}")
-            out.append(Insertion(r["host"], r["para"], r["slot"], r["kind"], r["text"], bool(r.get("new_para")),
-                                 str(path), i, voice))
+            out.append(
+                Insertion(
+                    r["host"], r["para"], r["slot"], r["kind"], r["text"], bool(r.get("new_para")), str(path), i, voice
+                )
+            )
     return out
 
 
@@ -94,8 +121,13 @@ def position_type(ins: Insertion, n_sentences: int) -> str:
     return "inside_paragraph"
 
 
-def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[Candidate],
-          near_duplicate: float = 0.6, copy_run: int = 8) -> tuple[list[str], dict]:
+def check(
+    insertions: list[Insertion],
+    hosts: dict[str, Host],
+    selection: list[Candidate],
+    near_duplicate: float = 0.6,
+    copy_run: int = 8,
+) -> tuple[list[str], dict]:
     """Every problem as 'file:line: message', and the distribution report."""
     problems: list[str] = []
     selected = {c.id for c in selection}
@@ -173,8 +205,12 @@ def check(insertions: list[Insertion], hosts: dict[str, Host], selection: list[C
     return problems, report(insertions, selection, positions, by_voice_position)
 
 
-def report(insertions: list[Insertion], selection: list[Candidate], positions: Counter,
-           by_voice_position: Counter | None = None) -> dict:
+def report(
+    insertions: list[Insertion],
+    selection: list[Candidate],
+    positions: Counter,
+    by_voice_position: Counter | None = None,
+) -> dict:
     n = len(insertions)
     hosts_with = {i.host for i in insertions}
     kinds = Counter(i.kind for i in insertions)
@@ -193,9 +229,12 @@ def report(insertions: list[Insertion], selection: list[Candidate], positions: C
         "positions": dict(sorted(positions.items())),
         "top_openings": openings.most_common(15),
         "share_starting_with_waw": round(first_letter_waw / n, 3) if n else 0,
-        "words": {"min": min(lengths, default=0), "max": max(lengths, default=0),
-                  "mean": round(sum(lengths) / n, 1) if n else 0,
-                  "histogram_by_5": {f"{b}-{b + 4}": bins[b] for b in sorted(bins)}},
+        "words": {
+            "min": min(lengths, default=0),
+            "max": max(lengths, default=0),
+            "mean": round(sum(lengths) / n, 1) if n else 0,
+            "histogram_by_5": {f"{b}-{b + 4}": bins[b] for b in sorted(bins)},
+        },
         "per_outlet_hosts": dict(sorted(Counter(c.outlet for c in selection).items())),
         **_by_source_genre_voice(insertions, selection, by_voice_position or Counter()),
     }
@@ -207,15 +246,27 @@ def _by_source_genre_voice(insertions: list[Insertion], selection: list[Candidat
     with_ins = {i.host for i in insertions}
     voices = sorted({i.voice for i in insertions})
     return {
-        "per_source": {src: {"hosts": sum(c.source == src for c in selection),
-                             "hosts_with_insertions": sum(c.source == src and c.id in with_ins for c in selection),
-                             "insertions": sum(host[i.host].source == src for i in insertions if i.host in host)}
-                       for src in sorted({c.source for c in selection})},
-        "per_genre": {g: {"hosts": sum(c.genre == g for c in selection),
-                          "insertions": sum(host[i.host].genre == g for i in insertions if i.host in host)}
-                      for g in sorted({c.genre for c in selection})},
-        "per_voice": {v: {"insertions": sum(i.voice == v for i in insertions),
-                          "kinds": dict(Counter(i.kind for i in insertions if i.voice == v).most_common()),
-                          "positions": {p: n for (vv, p), n in sorted(by_voice_position.items()) if vv == v}}
-                      for v in voices},
+        "per_source": {
+            src: {
+                "hosts": sum(c.source == src for c in selection),
+                "hosts_with_insertions": sum(c.source == src and c.id in with_ins for c in selection),
+                "insertions": sum(host[i.host].source == src for i in insertions if i.host in host),
+            }
+            for src in sorted({c.source for c in selection})
+        },
+        "per_genre": {
+            g: {
+                "hosts": sum(c.genre == g for c in selection),
+                "insertions": sum(host[i.host].genre == g for i in insertions if i.host in host),
+            }
+            for g in sorted({c.genre for c in selection})
+        },
+        "per_voice": {
+            v: {
+                "insertions": sum(i.voice == v for i in insertions),
+                "kinds": dict(Counter(i.kind for i in insertions if i.voice == v).most_common()),
+                "positions": {p: n for (vv, p), n in sorted(by_voice_position.items()) if vv == v},
+            }
+            for v in voices
+        },
     }

@@ -15,6 +15,7 @@ whole outlets, seeded) in data/splits.json; outlets already there keep their spl
 Genres come from training/corpus/genres.py (zero-shot, e5 backbone) and are cached by content hash in
 build/genres.jsonl, so a rerun only embeds hosts it has not seen.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,7 @@ def genres_for(pairs: list[tuple[Candidate, Host]], cache: Path, classifier=None
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a", encoding="utf-8") as f, tqdm(total=len(todo), desc="genres", unit=" hosts") as bar:
             for b in range(0, len(todo), batch):
-                chunk = todo[b:b + batch]
+                chunk = todo[b : b + batch]
                 for (c, _), g in zip(chunk, clf.predict([host_text(h.paragraphs) for _, h in chunk])):
                     known[c.sha256] = g
                     f.write(json.dumps({"sha256": c.sha256, "id": c.id, "genre": g}) + "\n")
@@ -84,10 +85,18 @@ def _take(pool: list[Candidate], n: int, max_per_outlet: int, have: Counter) -> 
     return out
 
 
-def balance(existing: list[Candidate], new: dict[str, list[Candidate]], fill: list[Candidate],
-            per_source: int = 900, max_per_outlet: int = 15, min_genre_share: float = 0.08,
-            min_science_share: float = 0.20, max_fill: int = 800, n_first: int = N_HOSTS,
-            seed: int = HOST_SEED) -> list[Candidate]:
+def balance(
+    existing: list[Candidate],
+    new: dict[str, list[Candidate]],
+    fill: list[Candidate],
+    per_source: int = 900,
+    max_per_outlet: int = 15,
+    min_genre_share: float = 0.08,
+    min_science_share: float = 0.20,
+    max_fill: int = 800,
+    n_first: int = N_HOSTS,
+    seed: int = HOST_SEED,
+) -> list[Candidate]:
     """The selection: existing hosts, new-source hosts (non-politics first), then genre fill-up."""
     rng = random.Random(seed)
     chosen = list(existing)
@@ -122,8 +131,9 @@ def balance(existing: list[Candidate], new: dict[str, list[Candidate]], fill: li
     return sorted(chosen, key=lambda c: (c.source, c.outlet, c.id))
 
 
-def assign_splits(selection: list[Candidate], splits: dict, shares: dict[str, float] | None = None,
-                  seed: int = HOST_SEED) -> dict:
+def assign_splits(
+    selection: list[Candidate], splits: dict, shares: dict[str, float] | None = None, seed: int = HOST_SEED
+) -> dict:
     """Give outlets not yet in splits.json a split: whole outlets, per source about `shares` of its hosts
     (an outlet already placed, by an earlier source or an earlier run, keeps its split everywhere).
     SaudiNewsNet's outlets were split by hand before and are left as they are."""
@@ -153,11 +163,14 @@ def saudi_outlets(selection: list[Candidate]) -> set[str]:
 def summary(selection: list[Candidate]) -> dict:
     n = len(selection)
     genres = Counter(c.genre for c in selection)
-    return {"hosts": n, "per_source": dict(Counter(c.source for c in selection)),
-            "per_genre": {g: f"{k} ({k / n:.1%})" for g, k in genres.most_common()},
-            "science_health_environment": f"{sum(genres[g] for g in SCIENCE) / max(1, n):.1%}",
-            "per_style": dict(Counter(c.style for c in selection)),
-            "outlets": len({c.outlet for c in selection})}
+    return {
+        "hosts": n,
+        "per_source": dict(Counter(c.source for c in selection)),
+        "per_genre": {g: f"{k} ({k / n:.1%})" for g, k in genres.most_common()},
+        "science_health_environment": f"{sum(genres[g] for g in SCIENCE) / max(1, n):.1%}",
+        "per_style": dict(Counter(c.style for c in selection)),
+        "outlets": len({c.outlet for c in selection}),
+    }
 
 
 def read_rejected(path: Path) -> set[str]:
@@ -168,8 +181,14 @@ def read_rejected(path: Path) -> set[str]:
     return {line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()} - {""}
 
 
-def select_all(existing: list[Candidate], corpora: Path = CORPORA, cache: Path = GENRE_CACHE,
-               fill_sample: float = 0.08, rejected: set[str] = frozenset(), **kw) -> list[Candidate]:
+def select_all(
+    existing: list[Candidate],
+    corpora: Path = CORPORA,
+    cache: Path = GENRE_CACHE,
+    fill_sample: float = 0.08,
+    rejected: set[str] = frozenset(),
+    **kw,
+) -> list[Candidate]:
     """Read every source, give every host a genre and choose (see `balance`). The hosts already
     selected stay, as recorded (their insertions are written), whatever today's filters say."""
     from training.corpus.sources import iter_hosts

@@ -9,6 +9,7 @@ commentary false-alarms on exactly those. Two uses, one definition:
 - evaluation: the false-alarm rate on these sentences is reported as its own row.
 The shapes are openers and markers of Arabic news prose, matched on the normalised text.
 """
+
 from __future__ import annotations
 
 import re

@@ -15,6 +15,7 @@ left, per source):
 - armpro: the annotated paragraphs of a page, in page order (not always consecutive in the original).
 Outlets kept for independent evaluation never become hosts, whatever the source (EXCLUDED_DOMAINS).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -38,19 +39,22 @@ EXCLUDED_DOMAINS = ("bbc.com", "bbc.co.uk", "arabic.cnn.com", "jawharafm.net")
 # Indefinite only: "الصحيفة أن" is a paper named earlier, "لجريدة ." a name that went missing.
 _ANCHOR_HOLE = re.compile(
     r"(?:^|\s)[لبو]?(?:صحيفة|جريدة|وكالة|موقع|قناة|مجلة|شبكة|تلفزيون|إذاعة)"
-    r"\s*(?:[.,،:؛)]|$|(?:تقريرا|تقريراً|أن|إن|عن|نقلا|نقلاً)(?=\s))")
+    r"\s*(?:[.,،:؛)]|$|(?:تقريرا|تقريراً|أن|إن|عن|نقلا|نقلاً)(?=\s))"
+)
 # Lines that are page furniture, not article text.
 _BOILERPLATE = re.compile(
     r"(?:©|حقوق (?:النشر|الطبع)|جميع الحقوق|اقرأ أيضا|اقرأ أيضاً|إقرأ أيضا|شارك(?:ها)? على|تابعونا|"
     r"اشترك في|للاشتراك|النشرة البريدية|الأكثر قراءة|مواضيع ذات صلة|أخبار ذات صلة|تعليقات|"
     r"الرجاء|إدخال|كلمة المرور|اسم المستخدم|تسجيل الدخول|التصفح|القائمة الرئيسية|الصفحة الرئيسية|"
     r"مواقع التواصل|البريد الإلكتروني|فيسبوك|تويتر|واتساب|يوتيوب|انستغرام|تطبيق|إعلان|"
-    r"https?://|www\.|\.com\b|\||\*|/ )", re.IGNORECASE)
+    r"https?://|www\.|\.com\b|\||\*|/ )",
+    re.IGNORECASE,
+)
 _SPACE_BEFORE = re.compile(r"\s+([.,،؛:!?؟)\]»])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«])\s+")
 _DECIMAL = re.compile(r"(?<=\d) \. (?=\d)")
 _DOTS = re.compile(r"\.(?: \.)+")
-_TERMINAL = ".!?؟…\"”»)"
+_TERMINAL = '.!?؟…"”»)'
 
 
 _ISO_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})")
@@ -99,8 +103,12 @@ def repair_spacing(line: str) -> str:
 
 def is_boilerplate(line: str) -> bool:
     words = line.split()
-    return (len(words) < 5 or _BOILERPLATE.search(line) is not None or _arabic_share(line) < 0.8
-            or line[-1:] not in _TERMINAL)
+    return (
+        len(words) < 5
+        or _BOILERPLATE.search(line) is not None
+        or _arabic_share(line) < 0.8
+        or line[-1:] not in _TERMINAL
+    )
 
 
 def has_anchor_hole(text: str) -> bool:
@@ -113,7 +121,7 @@ def _group(sentences: list[str], seed: str) -> list[str]:
     out, i = [], 0
     while i < len(sentences):
         k = rng.randint(2, 4)
-        out.append(" ".join(sentences[i:i + k]))
+        out.append(" ".join(sentences[i : i + k]))
         i += k
     return out
 
@@ -143,8 +151,16 @@ def iter_baly2018(root: Path = CORPORA / "baly2018") -> Iterator[Host]:
         # No headline in this source: the first sentence stands as the title paragraph, so that
         # nothing is ever inserted before it (insertions never go into paragraph 0).
         paras = tuple([body[0]] + _group(body[1:], rec["id"]))
-        yield Host(id=f"baly-{rec['id']}", outlet=rec["domain"], url=rec.get("url", ""), title=body[0],
-                   date="", sha256=_digest(paras), paragraphs=paras, source="baly2018")
+        yield Host(
+            id=f"baly-{rec['id']}",
+            outlet=rec["domain"],
+            url=rec.get("url", ""),
+            title=body[0],
+            date="",
+            sha256=_digest(paras),
+            paragraphs=paras,
+            source="baly2018",
+        )
 
 
 def iter_armpro(root: Path = CORPORA / "armpro") -> Iterator[Host]:
@@ -156,8 +172,16 @@ def iter_armpro(root: Path = CORPORA / "armpro") -> Iterator[Host]:
         if not title or not body:
             continue
         paras = tuple([title] + body)
-        yield Host(id=f"armpro-{rec['page_id']}", outlet=rec["domain"], url=rec.get("url", ""), title=title,
-                   date=(rec.get("date") or "")[:10], sha256=_digest(paras), paragraphs=paras, source="armpro")
+        yield Host(
+            id=f"armpro-{rec['page_id']}",
+            outlet=rec["domain"],
+            url=rec.get("url", ""),
+            title=title,
+            date=(rec.get("date") or "")[:10],
+            sha256=_digest(paras),
+            paragraphs=paras,
+            source="armpro",
+        )
 
 
 READERS: dict[str, Callable[[Path], Iterator[Host]]] = {

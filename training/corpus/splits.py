@@ -1,5 +1,6 @@
 """Which outlets are dev and test (data/splits.json); every other outlet trains. Splits go by outlet,
 so the test score is out of domain."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,9 @@ def read_splits(path: Path) -> dict[str, frozenset[str]]:
 
     path = Path(path)
     if not path.is_file():
-        raise MissingError(f"{path} is missing: it names the dev and test outlets, "
-                                '{"test": [outlets], "dev": [outlets]}')
+        raise MissingError(
+            f'{path} is missing: it names the dev and test outlets, {{"test": [outlets], "dev": [outlets]}}'
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

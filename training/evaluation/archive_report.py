@@ -13,6 +13,7 @@ and a CSV of the groups:
 - the distribution of per-article scores (each article's highest sentence score);
 - the articles to read first: most inserted sentences, then the highest score, with their flagged sentences.
 """
+
 from __future__ import annotations
 
 import base64
@@ -55,15 +56,22 @@ def _month(date: str | None) -> str | None:
 
 def _row(rec: dict, where: str) -> ArticleRow:
     if not isinstance(rec, dict) or "id" not in rec or not isinstance(rec.get("sentences"), list):
-        raise FormatError(where, None, "not a `mudraj predict` record (needs \"id\" and a \"sentences\" list)")
+        raise FormatError(where, None, 'not a `mudraj predict` record (needs "id" and a "sentences" list)')
     sents = rec["sentences"]
     try:
         scores = [float(s["score"]) for s in sents]
         labels = [s["label"] for s in sents]
     except (KeyError, TypeError, ValueError):
         raise FormatError(where, None, f"article {rec['id']!r}: a sentence lacks its label or score") from None
-    row = ArticleRow(str(rec["id"]), rec.get("outlet") or None, _month(rec.get("date")), rec.get("url") or None,
-                     len(sents), sum(lab == "inserted" for lab in labels), max(scores, default=0.0))
+    row = ArticleRow(
+        str(rec["id"]),
+        rec.get("outlet") or None,
+        _month(rec.get("date")),
+        rec.get("url") or None,
+        len(sents),
+        sum(lab == "inserted" for lab in labels),
+        max(scores, default=0.0),
+    )
     for s, lab in zip(sents, labels):
         if lab == "inserted":
             kind = (s.get("kind") or {}).get("name") if isinstance(s.get("kind"), dict) else None
@@ -76,8 +84,11 @@ def _row(rec: dict, where: str) -> ArticleRow:
 def _jsonl_rows(path: Path) -> list[ArticleRow]:
     raw = path.read_bytes()
     if raw and not raw.endswith(b"\n"):
-        raise FormatError(str(path), raw.count(b"\n") + 1, "the last line has no line end: the file is truncated "
-                                                           "(was predict stopped while writing it?)")
+        raise FormatError(
+            str(path),
+            raw.count(b"\n") + 1,
+            "the last line has no line end: the file is truncated (was predict stopped while writing it?)",
+        )
     out = []
     for i, line in enumerate(raw.decode("utf-8").split("\n"), 1):
         if not line.strip():
@@ -108,15 +119,24 @@ def read_labels(path: Path) -> list[ArticleRow]:
     if path.is_dir():
         parts = sorted(p for p in path.glob("part-*") if p.suffix in (".jsonl", ".parquet"))
         if not parts:
-            raise MissingError(f"{path} holds no part-*.jsonl or part-*.parquet files (a `mudraj predict "
-                                    "--engine ray` output folder)")
+            raise MissingError(
+                f"{path} holds no part-*.jsonl or part-*.parquet files (a `mudraj predict --engine ray` output folder)"
+            )
         kinds = {p.suffix for p in parts}
         if len(kinds) > 1:
-            raise FormatError(str(path), None, f"mixed part formats ({', '.join(sorted(kinds))}): one run writes one "
-                                               "format; move the other run's parts elsewhere")
+            raise FormatError(
+                str(path),
+                None,
+                f"mixed part formats ({', '.join(sorted(kinds))}): one run writes one "
+                "format; move the other run's parts elsewhere",
+            )
         if not (path / DONE_FILE).is_file():
-            raise FormatError(str(path), None, f"no {DONE_FILE}: the run has not finished (rerun the same "
-                                               "`mudraj predict --engine ray` command to complete it)")
+            raise FormatError(
+                str(path),
+                None,
+                f"no {DONE_FILE}: the run has not finished (rerun the same "
+                "`mudraj predict --engine ray` command to complete it)",
+            )
         files = parts
     elif path.is_file():
         files = [path]
@@ -133,8 +153,11 @@ def read_labels(path: Path) -> list[ArticleRow]:
     seen: dict[str, int] = Counter(r.id for r in rows)
     dup = [i for i, n in seen.items() if n > 1]
     if dup:
-        raise FormatError(str(path), None, f"{len(dup)} article ids occur more than once (e.g. {dup[0]!r}): "
-                                           "outputs of two runs mixed together")
+        raise FormatError(
+            str(path),
+            None,
+            f"{len(dup)} article ids occur more than once (e.g. {dup[0]!r}): outputs of two runs mixed together",
+        )
     if not rows:
         raise FormatError(str(path), None, "no articles")
     return rows
@@ -151,7 +174,7 @@ def share_interval(inserted: np.ndarray, sentences: np.ndarray) -> tuple[float, 
     if m < 2:
         return float(share), 0.0, 1.0
     resid = inserted - share * sentences
-    se = math.sqrt(m / (m - 1) * float((resid ** 2).sum())) / total
+    se = math.sqrt(m / (m - 1) * float((resid**2).sum())) / total
     return float(share), max(0.0, share - Z95 * se), min(1.0, share + Z95 * se)
 
 
@@ -173,10 +196,20 @@ def groups(rows: list[ArticleRow], key: str) -> list[dict]:
         ins = np.array([r.inserted for r in rs], float)
         n = np.array([r.n for r in rs], float)
         share, low, high = share_interval(ins, n)
-        out.append({"group": key, "name": g, "articles": len(rs), "sentences": int(n.sum()),
-                    "inserted": int(ins.sum()), "share": share, "low": low, "high": high,
-                    "articles_with_insertion": sum(r.inserted > 0 for r in rs),
-                    "kinds": dict(kinds_of(rs).most_common())})
+        out.append(
+            {
+                "group": key,
+                "name": g,
+                "articles": len(rs),
+                "sentences": int(n.sum()),
+                "inserted": int(ins.sum()),
+                "share": share,
+                "low": low,
+                "high": high,
+                "articles_with_insertion": sum(r.inserted > 0 for r in rs),
+                "kinds": dict(kinds_of(rs).most_common()),
+            }
+        )
     key_fn = (lambda d: d["name"]) if key == "month" else (lambda d: (-d["articles"], d["name"]))
     return sorted(out, key=key_fn)
 
@@ -232,8 +265,9 @@ def figures(rows: list[ArticleRow], outlets: list[dict], months: list[dict], top
         fig, ax = plt.subplots(figsize=(7, 3))
         x = np.arange(len(months))
         ax.plot(x, [100 * d["share"] for d in months], marker="o", color="#c9733d")
-        ax.fill_between(x, [100 * d["low"] for d in months], [100 * d["high"] for d in months], alpha=0.25,
-                        color="#c9733d")
+        ax.fill_between(
+            x, [100 * d["low"] for d in months], [100 * d["high"] for d in months], alpha=0.25, color="#c9733d"
+        )
         step = max(1, len(months) // 12)
         ax.set_xticks(x[::step], [d["name"] for d in months][::step], rotation=45, ha="right")
         ax.set_ylabel("inserted sentences, %")
@@ -253,49 +287,98 @@ def _table(head: list[str], body: list[list]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def render_html(rows: list[ArticleRow], outlets: list[dict], months: list[dict], figs: dict[str, str],
-                source: str) -> str:
+def render_html(
+    rows: list[ArticleRow], outlets: list[dict], months: list[dict], figs: dict[str, str], source: str
+) -> str:
     n_sent = sum(r.n for r in rows)
     n_ins = sum(r.inserted for r in rows)
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
-    parts = [f"<h1>Mudraj archive report</h1><p>{html.escape(source)}: {len(rows):,} articles, {n_sent:,} "
-             f"sentences, {n_ins:,} labelled inserted ({pct(n_ins / max(1, n_sent))}); "
-             f"{sum(r.inserted > 0 for r in rows):,} articles with at least one.</p>"]
+    parts = [
+        f"<h1>Mudraj archive report</h1><p>{html.escape(source)}: {len(rows):,} articles, {n_sent:,} "
+        f"sentences, {n_ins:,} labelled inserted ({pct(n_ins / max(1, n_sent))}); "
+        f"{sum(r.inserted > 0 for r in rows):,} articles with at least one.</p>"
+    ]
     img = lambda k, alt: f'<img src="{figs[k]}" alt="{alt}">' if k in figs else ""  # noqa: E731
     parts.append("<h2>Per-article scores</h2>" + img("scores", "histogram of per-article scores"))
     if outlets:
-        parts.append("<h2>Per outlet</h2>" + img("outlets", "inserted share per outlet") + _table(
-            ["outlet", "articles", "sentences", "inserted", "share", "95% interval"],
-            [[d["name"], d["articles"], d["sentences"], d["inserted"], pct(d["share"]),
-              f"{pct(d['low'])} – {pct(d['high'])}"] for d in outlets]))
+        parts.append(
+            "<h2>Per outlet</h2>"
+            + img("outlets", "inserted share per outlet")
+            + _table(
+                ["outlet", "articles", "sentences", "inserted", "share", "95% interval"],
+                [
+                    [
+                        d["name"],
+                        d["articles"],
+                        d["sentences"],
+                        d["inserted"],
+                        pct(d["share"]),
+                        f"{pct(d['low'])} – {pct(d['high'])}",
+                    ]
+                    for d in outlets
+                ],
+            )
+        )
         if "kinds" in figs:
-            parts.append("<h2>Kinds per outlet</h2>" + img("kinds", "kinds of insertion per outlet") + _table(
-                ["outlet", "kinds (count)"],
-                [[d["name"], ", ".join(f"{k} {v}" for k, v in d["kinds"].items())] for d in outlets if d["kinds"]]))
+            parts.append(
+                "<h2>Kinds per outlet</h2>"
+                + img("kinds", "kinds of insertion per outlet")
+                + _table(
+                    ["outlet", "kinds (count)"],
+                    [[d["name"], ", ".join(f"{k} {v}" for k, v in d["kinds"].items())] for d in outlets if d["kinds"]],
+                )
+            )
     if months:
-        parts.append("<h2>Per month</h2>" + img("months", "inserted share per month") + _table(
-            ["month", "articles", "sentences", "inserted", "share", "95% interval"],
-            [[d["name"], d["articles"], d["sentences"], d["inserted"], pct(d["share"]),
-              f"{pct(d['low'])} – {pct(d['high'])}"] for d in months]))
+        parts.append(
+            "<h2>Per month</h2>"
+            + img("months", "inserted share per month")
+            + _table(
+                ["month", "articles", "sentences", "inserted", "share", "95% interval"],
+                [
+                    [
+                        d["name"],
+                        d["articles"],
+                        d["sentences"],
+                        d["inserted"],
+                        pct(d["share"]),
+                        f"{pct(d['low'])} – {pct(d['high'])}",
+                    ]
+                    for d in months
+                ],
+            )
+        )
     items = []
     for r in read_first(rows):
         where = " · ".join(html.escape(x) for x in (r.outlet, r.month) if x)
-        link = f' <a href="{html.escape(r.url)}" rel="noreferrer noopener">source</a>' if r.url and r.url.startswith(("http://", "https://")) else ""
-        sents = "".join(f"<li><span class=score>{s:.2f}</span>{' <span class=kind>' + html.escape(k) + '</span>' if k else ''} "
-                        f"<span dir=rtl lang=ar>{html.escape(t)}</span></li>"
-                        for s, t, k in sorted(r.flagged, key=lambda x: -x[0]))
-        items.append(f"<details><summary><b>{html.escape(r.id)}</b> {where} — {r.inserted} of {r.n} sentences, "
-                     f"highest {r.max_score:.2f}{link}</summary><ul>{sents}</ul></details>")
+        link = (
+            f' <a href="{html.escape(r.url)}" rel="noreferrer noopener">source</a>'
+            if r.url and r.url.startswith(("http://", "https://"))
+            else ""
+        )
+        sents = "".join(
+            f"<li><span class=score>{s:.2f}</span>{' <span class=kind>' + html.escape(k) + '</span>' if k else ''} "
+            f"<span dir=rtl lang=ar>{html.escape(t)}</span></li>"
+            for s, t, k in sorted(r.flagged, key=lambda x: -x[0])
+        )
+        items.append(
+            f"<details><summary><b>{html.escape(r.id)}</b> {where} — {r.inserted} of {r.n} sentences, "
+            f"highest {r.max_score:.2f}{link}</summary><ul>{sents}</ul></details>"
+        )
     parts.append("<h2>Articles to read first</h2>" + "".join(items))
-    style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
-             "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;"
-             "font-size:.9rem}img{max-width:100%}.score{font-family:monospace;margin-inline-end:.4rem}"
-             ".kind{background:#eee;border-radius:3px;padding:0 .3rem;font-size:.8rem}details{margin:.3rem 0}")
+    style = (
+        "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;"
+        "font-size:.9rem}img{max-width:100%}.score{font-family:monospace;margin-inline-end:.4rem}"
+        ".kind{background:#eee;border-radius:3px;padding:0 .3rem;font-size:.8rem}details{margin:.3rem 0}"
+    )
     # No script, no external resource: the content security policy says so to the browser too.
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
-            f'content="{csp}"><title>Mudraj archive report</title><style>{style}</style></head><body>'
-            + "\n".join(parts) + "</body></html>\n")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+        f'content="{csp}"><title>Mudraj archive report</title><style>{style}</style></head><body>'
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
 
 
 def write_csv(outlets: list[dict], months: list[dict]) -> str:
@@ -303,12 +386,35 @@ def write_csv(outlets: list[dict], months: list[dict]) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["group", "name", "articles", "sentences", "inserted", "share", "low", "high",
-                "articles_with_insertion", "kinds"])
+    w.writerow(
+        [
+            "group",
+            "name",
+            "articles",
+            "sentences",
+            "inserted",
+            "share",
+            "low",
+            "high",
+            "articles_with_insertion",
+            "kinds",
+        ]
+    )
     for d in outlets + months:
-        w.writerow([d["group"], safe_cell(d["name"]), d["articles"], d["sentences"], d["inserted"], round(d["share"], 6),
-                    round(d["low"], 6), round(d["high"], 6), d["articles_with_insertion"],
-                    json.dumps(d["kinds"], ensure_ascii=False)])
+        w.writerow(
+            [
+                d["group"],
+                safe_cell(d["name"]),
+                d["articles"],
+                d["sentences"],
+                d["inserted"],
+                round(d["share"], 6),
+                round(d["low"], 6),
+                round(d["high"], 6),
+                d["articles_with_insertion"],
+                json.dumps(d["kinds"], ensure_ascii=False),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -323,6 +429,12 @@ def report(labels: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "index.html", render_html(rows, outlets, months, figs, Path(labels).name))
     atomic_write_text(out / "groups.csv", write_csv(outlets, months))
-    return {"articles": len(rows), "sentences": sum(r.n for r in rows), "inserted": sum(r.inserted for r in rows),
-            "outlets": len(outlets), "months": len(months), "html": str(out / "index.html"),
-            "csv": str(out / "groups.csv")}
+    return {
+        "articles": len(rows),
+        "sentences": sum(r.n for r in rows),
+        "inserted": sum(r.inserted for r in rows),
+        "outlets": len(outlets),
+        "months": len(months),
+        "html": str(out / "index.html"),
+        "csv": str(out / "groups.csv"),
+    }

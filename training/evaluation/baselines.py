@@ -1,5 +1,6 @@
 """Two baselines the model must beat: character n-gram TF-IDF + logistic regression, and a rule that
 calls a sentence `inserted` when it names no source and uses no reporting verb."""
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,8 @@ def tfidf_baseline(train: Sequence[Article], normalization: Sequence[str]) -> Ca
     texts, y = sentences(train)
     model = make_pipeline(
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=300_000),
-        LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced"))
+        LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced"),
+    )
     model.fit([normalize(t, normalization) for t in texts], y)
     return lambda ts: model.predict_proba([normalize(t, normalization) for t in ts])[:, 1]
 
@@ -44,9 +46,15 @@ def cue_rule(texts: Sequence[str]) -> np.ndarray:
     return np.array([0.0 if (ATTRIBUTION_CUES.search(t) or _SOURCE.search(t)) else 1.0 for t in texts])
 
 
-def score_baselines(texts: Sequence[str], labels: np.ndarray, art_idx: np.ndarray, train: Sequence[Article],
-                    dev: Sequence[Article], normalization: Sequence[str],
-                    target_far: float | None) -> tuple[dict[str, dict], np.ndarray | None]:
+def score_baselines(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    art_idx: np.ndarray,
+    train: Sequence[Article],
+    dev: Sequence[Article],
+    normalization: Sequence[str],
+    target_far: float | None,
+) -> tuple[dict[str, dict], np.ndarray | None]:
     """Metrics of each baseline on the test sentences, and the TF-IDF model's P(inserted) (None
     without training articles). The TF-IDF threshold is chosen on dev for target_far (None: best
     F1) when dev articles are given, else 0.5; the rule's scores are 0 or 1."""

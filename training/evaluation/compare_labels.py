@@ -10,6 +10,7 @@ Input, per article, either
 
 Each published sentence is labelled inserted when it was added, reporting when it was kept or edited.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +36,13 @@ def _pairs(paths: Iterable[Path]):
                     if not isinstance(r.get(field), str) or not r[field].strip():
                         raise FormatError(str(path), line, f"a compare pair needs a non-empty string field {field!r}")
                 meta = {k: v for k, v in r.items() if k not in ("id", "source", "published")}
-                yield str(r.get("id", f"{path.stem}-{line}")), comparable(r["source"]), comparable(r["published"]), None, meta
+                yield (
+                    str(r.get("id", f"{path.stem}-{line}")),
+                    comparable(r["source"]),
+                    comparable(r["published"]),
+                    None,
+                    meta,
+                )
             continue
         for art in read_articles([path]):
             if art.text is None:
@@ -56,17 +63,24 @@ def compare_articles(paths: Iterable[Path]) -> tuple[list[Article], dict]:
         counts["articles"] += 1
         for r in rows:
             counts[r.status] += 1
-        sentences = [Sentence(r.published.start, r.published.end, r.published.text, int(r.status == "added"))
-                     for r in rows if r.published is not None]
+        sentences = [
+            Sentence(r.published.start, r.published.end, r.published.text, int(r.status == "added"))
+            for r in rows
+            if r.published is not None
+        ]
         if spans is not None:
             truth = sorted(pub[s:e].strip(EDGE) for s, e in spans)
             found = sorted(r.published.text.strip(EDGE) for r in rows if r.status == "added")
             hit = len(set(truth) & set(found))
             exact = truth == found
-            check.update(articles=check["articles"] + 1, bracketed=check["bracketed"] + len(truth),
-                         recovered=check["recovered"] + hit, missed=check["missed"] + len(truth) - hit,
-                         other_added=check["other_added"] + len(found) - hit,
-                         exact_articles=check["exact_articles"] + exact)
+            check.update(
+                articles=check["articles"] + 1,
+                bracketed=check["bracketed"] + len(truth),
+                recovered=check["recovered"] + hit,
+                missed=check["missed"] + len(truth) - hit,
+                other_added=check["other_added"] + len(found) - hit,
+                exact_articles=check["exact_articles"] + exact,
+            )
             if not exact:  # per-insertion details (kind, voice) follow the brackets: only where they agree
                 meta = {k: v for k, v in meta.items() if k not in ("kinds", "voices")}
         articles.append(Article(art_id, pub, sentences, [], meta, source=art_id))

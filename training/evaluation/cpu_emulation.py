@@ -9,6 +9,7 @@ check labels, never speed. AVX-512 and AMX cannot be emulated this way; measure 
     native = predict_labels(bundle, articles_jsonl)            # this CPU
     avx2 = predict_labels(bundle, articles_jsonl, cpu="Haswell")  # as an AVX2-only CPU
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,19 @@ def predict_command(bundle: Path, inputs: Path, out: Path, cpu: str | None = Non
     """The `mudraj predict` command line, prefixed with qemu when cpu is given."""
     script = Path(sys.executable).with_name("mudraj")
     entry = [str(script)] if script.is_file() else ["-m", "training.cli"]
-    cmd = [sys.executable, *entry, "predict", str(inputs), "--model", str(bundle), "--out", str(out),
-           "--threads", str(threads), "--quiet"]
+    cmd = [
+        sys.executable,
+        *entry,
+        "predict",
+        str(inputs),
+        "--model",
+        str(bundle),
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+        "--quiet",
+    ]
     if cpu is None:
         return cmd
     binary = qemu()
@@ -59,8 +71,9 @@ def predict_labels(bundle: Path, inputs: Path, cpu: str | None = None, timeout: 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.jsonl"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        done = subprocess.run(predict_command(bundle, inputs, out, cpu), env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            predict_command(bundle, inputs, out, cpu), env=env, capture_output=True, text=True, timeout=timeout
+        )
         if done.returncode != 0:
             where = f"under qemu -cpu {cpu}" if cpu else "natively"
             raise RuntimeError(f"mudraj predict failed {where} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -79,14 +92,20 @@ def compare(native: dict[str, list[dict]], other: dict[str, list[dict]]) -> dict
             if a["label"] != b["label"]:
                 flips.append({"id": aid, "sentence": i, "native_score": a["score"], "other_score": b["score"]})
     diffs.sort()
-    return {"sentences": n, "flips": flips, "agreement": 1 - len(flips) / n if n else 1.0,
-            "median_abs_diff": diffs[len(diffs) // 2] if diffs else 0.0, "max_abs_diff": diffs[-1] if diffs else 0.0}
+    return {
+        "sentences": n,
+        "flips": flips,
+        "agreement": 1 - len(flips) / n if n else 1.0,
+        "median_abs_diff": diffs[len(diffs) // 2] if diffs else 0.0,
+        "max_abs_diff": diffs[-1] if diffs else 0.0,
+    }
 
 
 def write_articles(articles: list[tuple[str, str]], path: Path) -> Path:
     """(id, text) pairs as predict's JSONL input."""
-    path.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in articles),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in articles), encoding="utf-8"
+    )
     return path
 
 

@@ -10,6 +10,7 @@ regression, attribution-cue rule) are trained and scored on the same articles, s
 --dev too, the TF-IDF baseline's threshold is chosen on dev for the bundle's false-alarm target.
 Writes report.json, report.md (from training/evaluation/templates/report.md.j2) and four figures into --out.
 """
+
 from __future__ import annotations
 
 import time
@@ -62,10 +63,18 @@ def score(predictor: Predictor, articles: Sequence[Article], kinds_out: list | N
             texts.append(s.text)
             kind = next(kinds, None) if s.label else None
             voice = (next(voices, None) or "house") if s.label else None
-            meta.append({"article": a.id, "outlet": a.meta.get("outlet"), "kind": kind, "voice": voice,
-                         "genre": a.meta.get("genre") or None, "source": a.meta.get("source") or None,
-                         # reporting sentences shaped like an insertion: the hard negatives
-                         "shapes": [] if s.label else shapes_of(s.text)})
+            meta.append(
+                {
+                    "article": a.id,
+                    "outlet": a.meta.get("outlet"),
+                    "kind": kind,
+                    "voice": voice,
+                    "genre": a.meta.get("genre") or None,
+                    "source": a.meta.get("source") or None,
+                    # reporting sentences shaped like an insertion: the hard negatives
+                    "shapes": [] if s.label else shapes_of(s.text),
+                }
+            )
     return Scored(list(articles), np.array(labels), margins, np.array(art_idx), texts, meta)
 
 
@@ -82,16 +91,20 @@ def hard_negatives(s: Scored, probs: np.ndarray, threshold: float) -> dict:
     """False alarms on the reporting sentences shaped like an insertion (training/corpus/shapes.py), all and per shape."""
     shaped = np.array([bool(m["shapes"]) for m in s.meta], bool)
     flagged = flags(probs, threshold)
-    row = {"sentences": int(shaped.sum()),
-           "false_alarm_rate": float(flagged[shaped].mean()) if shaped.any() else None,
-           "other_reporting_false_alarm_rate": float(flagged[(s.labels == 0) & ~shaped].mean())
-           if ((s.labels == 0) & ~shaped).any() else None}
+    row = {
+        "sentences": int(shaped.sum()),
+        "false_alarm_rate": float(flagged[shaped].mean()) if shaped.any() else None,
+        "other_reporting_false_alarm_rate": float(flagged[(s.labels == 0) & ~shaped].mean())
+        if ((s.labels == 0) & ~shaped).any()
+        else None,
+    }
     per: dict[str, list[int]] = {}
     for i, m in enumerate(s.meta):
         for shape in m["shapes"]:
             per.setdefault(shape, []).append(i)
-    row["per_shape"] = {k: {"sentences": len(v), "false_alarm_rate": float(flagged[v].mean())}
-                        for k, v in sorted(per.items())}
+    row["per_shape"] = {
+        k: {"sentences": len(v), "false_alarm_rate": float(flagged[v].mean())} for k, v in sorted(per.items())
+    }
     return row
 
 
@@ -114,8 +127,11 @@ def unseen_writers(s: Scored, probs: np.ndarray, threshold: float, voices: Seque
     if not keep.any():
         return None
     pooled = metrics(s.labels[keep], probs[keep], threshold, s.article_index[keep])
-    return {"voices": [v for v in voices if v in groups], "pooled": {k: v for k, v in pooled.items() if k != "confusion"},
-            "per_voice": breakdown(s.labels[keep], probs[keep], threshold, [g for g, k in zip(groups, keep) if k])}
+    return {
+        "voices": [v for v in voices if v in groups],
+        "pooled": {k: v for k, v in pooled.items() if k != "confusion"},
+        "per_voice": breakdown(s.labels[keep], probs[keep], threshold, [g for g, k in zip(groups, keep) if k]),
+    }
 
 
 def genuine_false_alarms(predictor: Predictor, articles: Sequence[Article], threshold: float) -> dict:
@@ -129,9 +145,12 @@ def genuine_false_alarms(predictor: Predictor, articles: Sequence[Article], thre
 
     def row(idx: list[int]) -> dict:
         n = sum(len(flagged[i]) for i in idx)
-        return {"articles": len(idx), "sentences": n,
-                "sentences_flagged": float(sum(int(flagged[i].sum()) for i in idx) / max(1, n)),
-                "articles_flagged": float(sum(bool(flagged[i].any()) for i in idx) / max(1, len(idx)))}
+        return {
+            "articles": len(idx),
+            "sentences": n,
+            "sentences_flagged": float(sum(int(flagged[i].sum()) for i in idx) / max(1, n)),
+            "articles_flagged": float(sum(bool(flagged[i].any()) for i in idx) / max(1, len(idx))),
+        }
 
     out = {"all": row(list(range(len(articles))))}
     for key in ("source", "genre", "style"):
@@ -159,20 +178,28 @@ def kind_head(s: Scored, kind_probs: list, kinds: list[str], out: Path) -> dict 
     present = sorted(set(gold.tolist()))
     p, r, f, n = precision_recall_fscore_support(gold, pred, labels=present, zero_division=0)
     cm = confusion_matrix(gold, pred, labels=list(range(len(kinds))))
-    pairs = [(kinds[a], kinds[b], int(cm[a, b])) for a in range(len(kinds)) for b in range(len(kinds)) if a != b and cm[a, b]]
+    pairs = [
+        (kinds[a], kinds[b], int(cm[a, b])) for a in range(len(kinds)) for b in range(len(kinds)) if a != b and cm[a, b]
+    ]
     pairs.sort(key=lambda x: -x[2])
     voices: dict[str, list[int]] = {}
     for j, i in enumerate(idx):
         voices.setdefault(s.meta[i]["voice"] or "house", []).append(j)
     figure(out, cm, kinds)
-    return {"sentences": len(idx), "accuracy": float((gold == pred).mean()),
-            "macro_f1": float(f1_score(gold, pred, labels=present, average="macro", zero_division=0)),
-            "per_kind": {kinds[k]: {"n": int(nk), "precision": float(pk), "recall": float(rk), "f1": float(fk)}
-                         for k, pk, rk, fk, nk in zip(present, p, r, f, n)},
-            "most_confused": [{"gold": a, "predicted": b, "count": c} for a, b, c in pairs[:8]],
-            "per_voice": {v: {"n": len(js), "accuracy": float((gold[js] == pred[js]).mean())}
-                          for v, js in sorted(voices.items())},
-            "figure": "kind_confusion.png"}
+    return {
+        "sentences": len(idx),
+        "accuracy": float((gold == pred).mean()),
+        "macro_f1": float(f1_score(gold, pred, labels=present, average="macro", zero_division=0)),
+        "per_kind": {
+            kinds[k]: {"n": int(nk), "precision": float(pk), "recall": float(rk), "f1": float(fk)}
+            for k, pk, rk, fk, nk in zip(present, p, r, f, n)
+        },
+        "most_confused": [{"gold": a, "predicted": b, "count": c} for a, b, c in pairs[:8]],
+        "per_voice": {
+            v: {"n": len(js), "accuracy": float((gold[js] == pred[js]).mean())} for v, js in sorted(voices.items())
+        },
+        "figure": "kind_confusion.png",
+    }
 
 
 def figure(out: Path, cm: np.ndarray, kinds: list[str]) -> None:
@@ -190,8 +217,15 @@ def figure(out: Path, cm: np.ndarray, kinds: list[str]) -> None:
     for a in range(len(kinds)):
         for b in range(len(kinds)):
             if cm[a, b]:
-                ax.text(b, a, str(int(cm[a, b])), ha="center", va="center", fontsize=6,
-                        color="white" if share[a, b] > 0.5 else "black")
+                ax.text(
+                    b,
+                    a,
+                    str(int(cm[a, b])),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if share[a, b] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted kind")
     ax.set_ylabel("gold kind (test insertions)")
     ax.set_title("Kind head: confusion on the test split (row share)")
@@ -212,18 +246,33 @@ def worst_errors(s: Scored, probs: np.ndarray, threshold: float, n: int, redact:
             m = s.meta[i]
             hidden = redact == "all" or (redact == "reporting" and not s.labels[i])
             where = f"{m['article']}#{i - first[m['article']]}"
-            errors.append({"article": m["article"], "outlet": m["outlet"],
-                           "gold": "inserted" if s.labels[i] else "reporting", "score": round(float(probs[i]), 4),
-                           "kind": m["kind"],
-                           "text": f"(text not reproduced: sentence {where})" if hidden else s.texts[i]})
+            errors.append(
+                {
+                    "article": m["article"],
+                    "outlet": m["outlet"],
+                    "gold": "inserted" if s.labels[i] else "reporting",
+                    "score": round(float(probs[i]), 4),
+                    "kind": m["kind"],
+                    "text": f"(text not reproduced: sentence {where})" if hidden else s.texts[i],
+                }
+            )
         if len(errors) >= n:
             break
     return errors
 
 
-def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequence[Path] = (), dev: Sequence[Path] = (),
-             precision: str = "auto", n_errors: int = 25, redact: str = "none", compare: bool = False,
-             genuine: Sequence[Path] = ()) -> dict:
+def evaluate(
+    model: Path | None,
+    data: Sequence[Path],
+    out: Path,
+    train: Sequence[Path] = (),
+    dev: Sequence[Path] = (),
+    precision: str = "auto",
+    n_errors: int = 25,
+    redact: str = "none",
+    compare: bool = False,
+    genuine: Sequence[Path] = (),
+) -> dict:
     """Score the labelled articles in data with the bundle's stored temperature and threshold; write
     report.json, report.md and figures into out; return the report. Never writes into the bundle.
     model: a bundle or a training run (its bundle); None: the default one (serving.bundle.resolve_bundle).
@@ -251,30 +300,40 @@ def evaluate(model: Path | None, data: Sequence[Path], out: Path, train: Sequenc
     kind_probs: list = []
     s = score(predictor, articles, kinds_out=kind_probs)
     probs = sigmoid(s.margins / temperature)
-    result = {"model": predictor.info | {"bundle": str(model), "temperature": temperature, "threshold": threshold},
-              "data": [str(p) for p in data], "dev": calibration,
-              "test": metrics(s.labels, probs, threshold, s.article_index),
-              "per_outlet": breakdown(s.labels, probs, threshold, [m["outlet"] for m in s.meta]),
-              "per_kind": breakdown(s.labels, probs, threshold, [m["kind"] for m in s.meta], false_alarms=False),
-              "per_voice": breakdown(s.labels, probs, threshold, [m["voice"] for m in s.meta], false_alarms=False),
-              "per_source": breakdown(s.labels, probs, threshold, [m["source"] for m in s.meta]),
-              "per_genre": breakdown(s.labels, probs, threshold, [m["genre"] for m in s.meta]),
-              "per_article_voice": breakdown(s.labels, probs, threshold, article_voice(s)),
-              "hard_negatives": hard_negatives(s, probs, threshold)}
+    result = {
+        "model": predictor.info | {"bundle": str(model), "temperature": temperature, "threshold": threshold},
+        "data": [str(p) for p in data],
+        "dev": calibration,
+        "test": metrics(s.labels, probs, threshold, s.article_index),
+        "per_outlet": breakdown(s.labels, probs, threshold, [m["outlet"] for m in s.meta]),
+        "per_kind": breakdown(s.labels, probs, threshold, [m["kind"] for m in s.meta], false_alarms=False),
+        "per_voice": breakdown(s.labels, probs, threshold, [m["voice"] for m in s.meta], false_alarms=False),
+        "per_source": breakdown(s.labels, probs, threshold, [m["source"] for m in s.meta]),
+        "per_genre": breakdown(s.labels, probs, threshold, [m["genre"] for m in s.meta]),
+        "per_article_voice": breakdown(s.labels, probs, threshold, article_voice(s)),
+        "hard_negatives": hard_negatives(s, probs, threshold),
+    }
     from training.corpus.insertions import TEST_ONLY_VOICES
 
     result["unseen_writers"] = unseen_writers(s, probs, threshold, TEST_ONLY_VOICES)
     result["kind_head"] = kind_head(s, kind_probs, predictor.kinds, out)
     if genuine:
         result["genuine"] = genuine_false_alarms(predictor, load_articles(genuine), threshold) | {
-            "data": [str(p) for p in genuine]}
+            "data": [str(p) for p in genuine]
+        }
     if alignment is not None:
         result["alignment"] = alignment
     # The TF-IDF baseline aims at the false-alarm target the model was calibrated for.
     target_far = calibration["target_false_alarm_rate"] if calibration else TARGET_FALSE_ALARM_RATE
     result["baselines"], tfidf_probs = score_baselines(
-        s.texts, s.labels, s.article_index, load_articles(train) if train else [],
-        load_articles(dev) if (train and dev) else [], predictor.encoder.normalization, target_far)
+        s.texts,
+        s.labels,
+        s.article_index,
+        load_articles(train) if train else [],
+        load_articles(dev) if (train and dev) else [],
+        predictor.encoder.normalization,
+        target_far,
+    )
     result["worst_errors"] = worst_errors(s, probs, threshold, n_errors, redact)
     result["seconds"] = round(time.time() - t0, 1)
 

@@ -1,4 +1,5 @@
 """Metrics for the `inserted` class: pure functions of gold labels (0/1) and P(inserted)."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,8 @@ def metrics(labels: np.ndarray, probs: np.ndarray, thr: float, art_idx: np.ndarr
     pred = flags(probs, thr).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, pred, labels=[0, 1]).ravel()
     out = {
-        "sentences": int(len(labels)), "inserted": int(labels.sum()),
+        "sentences": int(len(labels)),
+        "inserted": int(labels.sum()),
         **prf(labels, pred),
         "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
@@ -49,8 +51,12 @@ def prf(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     labels, pred = np.asarray(labels).astype(int), np.asarray(pred).astype(int)
     p, r, f, _ = precision_recall_fscore_support(labels, pred, labels=[1], average=None, zero_division=0)
     reporting = labels == 0
-    return {"precision": float(p[0]), "recall": float(r[0]), "f1": float(f[0]),
-            "false_alarm_rate": float(pred[reporting].mean()) if reporting.any() else 0.0}
+    return {
+        "precision": float(p[0]),
+        "recall": float(r[0]),
+        "f1": float(f[0]),
+        "false_alarm_rate": float(pred[reporting].mean()) if reporting.any() else 0.0,
+    }
 
 
 def f1_of(precision: float, recall: float) -> float:
@@ -70,8 +76,9 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
-def breakdown(labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequence[str | None],
-              false_alarms: bool = True) -> dict:
+def breakdown(
+    labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequence[str | None], false_alarms: bool = True
+) -> dict:
     """Recall (and, with false_alarms, false-alarm rate) per group, e.g. per outlet or per insertion
     kind; groups[i] is sentence i's group, None or "" for none. Rows sorted by group name."""
     members: dict[str, list[int]] = defaultdict(list)
@@ -82,8 +89,11 @@ def breakdown(labels: np.ndarray, probs: np.ndarray, thr: float, groups: Sequenc
     for g, idx in sorted(members.items()):
         idx = np.array(idx)
         y, pr = labels[idx], flags(probs[idx], thr)
-        row = {"sentences": int(len(idx)), "inserted": int(y.sum()),
-               "recall": float(pr[y == 1].mean()) if y.any() else None}
+        row = {
+            "sentences": int(len(idx)),
+            "inserted": int(y.sum()),
+            "recall": float(pr[y == 1].mean()) if y.any() else None,
+        }
         if false_alarms:
             row["false_alarm_rate"] = float(pr[y == 0].mean()) if (y == 0).any() else None
             if y.any() and (y == 0).any():  # a group with both classes (a source, a genre): F1 too

@@ -1,5 +1,6 @@
 """What `mudraj evaluate` and `mudraj release` write for people: figures, and Markdown rendered from
 the templates in training/evaluation/templates/ (report.md.j2, model_card.md.j2)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,14 @@ def render(template: str, **context) -> str:
     """Render a template from training/evaluation/templates/; a placeholder with no value is an error, not a blank."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     env.filters["cell"] = cell
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.2f}%"
     env.filters["md"] = lambda text: str(text).replace("|", "/").replace("\n", " ")  # safe inside a table row
@@ -30,8 +37,10 @@ def render(template: str, **context) -> str:
 
 def render_report(result: dict, figures: list[str]) -> str:
     """report.md for an evaluate() result (the dict written to report.json)."""
-    headline = {f"**model** ({result['model']['name']}, {result['model']['precision']})": result["test"],
-                **result["baselines"]}
+    headline = {
+        f"**model** ({result['model']['name']}, {result['model']['precision']})": result["test"],
+        **result["baselines"],
+    }
     return render("report.md.j2", r=result, headline=headline, figures=figures)
 
 
@@ -71,8 +80,9 @@ def figures(out: Path, labels: np.ndarray, probs: np.ndarray, thr: float, tfidf:
     names.append(save(fig, "reliability.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ConfusionMatrixDisplay.from_predictions(labels, flags(probs, thr).astype(int),
-                                            display_labels=["reporting", "inserted"], ax=ax, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        labels, flags(probs, thr).astype(int), display_labels=["reporting", "inserted"], ax=ax, colorbar=False
+    )
     ax.set_title(f"Confusion matrix (threshold {thr:.3f})")
     names.append(save(fig, "confusion.png"))
 

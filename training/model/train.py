@@ -9,6 +9,7 @@ Several GPUs (data parallel, through accelerate):
 Resume after an interruption (same output_dir):
     mudraj train --config configs/e5-small.yaml --resume
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def build_encoder(backbone_dir: Path, cfg: TrainConfig) -> Encoder:
     return Encoder(load_tokenizer(backbone_dir / "tokenizer.json"), cfg.max_length, cfg.context_width, steps)
 
 
-def featurize(articles: list[Article], encoder: Encoder, negative_fraction: float = 1.0,
-              seed: int = 0) -> dict[str, list]:
+def featurize(
+    articles: list[Article], encoder: Encoder, negative_fraction: float = 1.0, seed: int = 0
+) -> dict[str, list]:
     """Model inputs for every sentence; with negative_fraction < 1 a seeded share of the reporting
     sentences is dropped (their text still serves as context for their neighbours). Reporting
     sentences shaped like an insertion (training/corpus/shapes.py: the hard negatives) are never dropped."""
@@ -87,9 +89,13 @@ def weighted_loss(weight_inserted: float, kind_weight: float = 0.0):
     def loss_fn(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"]  # [batch, 2], or [batch, markers, 2] for the article model
         labels = labels.reshape(-1)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels,
-                                                 weight=weights.to(logits.device), reduction="sum",
-                                                 ignore_index=-100)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(),
+            labels,
+            weight=weights.to(logits.device),
+            reduction="sum",
+            ignore_index=-100,
+        )
         loss = loss / (num_items_in_batch if num_items_in_batch else (labels != -100).sum().clamp(min=1))
         if "kind_loss" in outputs:  # the article model's kind head, weighted by its config
             loss = loss + kind_weight * outputs["kind_loss"]
@@ -111,7 +117,9 @@ def _compute_metrics(eval_pred) -> dict[str, float]:
     if kind_logits is not None and kind_labels is not None:
         known = np.asarray(kind_labels) != -100
         if known.any():
-            out["kind_accuracy"] = float((np.asarray(kind_logits).argmax(-1)[known] == np.asarray(kind_labels)[known]).mean())
+            out["kind_accuracy"] = float(
+                (np.asarray(kind_logits).argmax(-1)[known] == np.asarray(kind_labels)[known]).mean()
+            )
     return out
 
 
@@ -139,9 +147,14 @@ def machine_info() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "gpus": torch.cuda.device_count(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpus": torch.cuda.device_count(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def _init_weights(cfg: TrainConfig, backbone_dir: Path) -> Path:
@@ -155,7 +168,9 @@ def _init_weights(cfg: TrainConfig, backbone_dir: Path) -> Path:
         raise MissingError(f"init_from: {run} is not a finished run (needs run.json and model/model.safetensors)")
     earlier = json.loads(meta.read_text(encoding="utf-8"))["config"]
     if earlier.get("model_type") != cfg.model_type:
-        raise InputError(f"init_from: {run} is a {earlier.get('model_type')} model; this config trains a {cfg.model_type} model")
+        raise InputError(
+            f"init_from: {run} is a {earlier.get('model_type')} model; this config trains a {cfg.model_type} model"
+        )
     if (run / "tokenizer.json").read_bytes() != (backbone_dir / "tokenizer.json").read_bytes():
         raise InputError(f"init_from: {run} was trained with another tokenizer than backbone {cfg.backbone!r}")
     return run / "model"
@@ -198,9 +213,12 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
     backbone_dir = resolve_backbone(cfg.backbone)
     encoder = build_encoder(backbone_dir, cfg)
     weights_dir = _init_weights(cfg, backbone_dir)
-    labels = {"num_labels": len(LABELS), "id2label": dict(enumerate(LABELS)),
-              "label2id": {l: i for i, l in enumerate(LABELS)},
-              "use_safetensors": True}  # never unpickle weights from a user folder
+    labels = {
+        "num_labels": len(LABELS),
+        "id2label": dict(enumerate(LABELS)),
+        "label2id": {l: i for i, l in enumerate(LABELS)},
+        "use_safetensors": True,
+    }  # never unpickle weights from a user folder
     if cfg.model_type == "article":
         from training.model.article_model import (
             BertForArticleTagging,
@@ -215,7 +233,9 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         dev_ds = Dataset.from_dict(featurize_windows(dev_articles, encoder, scored_only=True, kinds=kinds))
         from transformers import AutoConfig
 
-        model_config = AutoConfig.from_pretrained(weights_dir, **{k: v for k, v in labels.items() if k != "use_safetensors"})
+        model_config = AutoConfig.from_pretrained(
+            weights_dir, **{k: v for k, v in labels.items() if k != "use_safetensors"}
+        )
         # The kind head: its classes and loss weight live in the model's config (saved with it); a run
         # started from another one without kind_loss_weight drops that run's head.
         model_config.kind_labels, model_config.kind_loss_weight = kinds or [], cfg.kind_loss_weight
@@ -236,22 +256,47 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         model.get_input_embeddings().weight.requires_grad_(False)
 
     args = TrainingArguments(
-        output_dir=str(ckpt_dir), seed=cfg.seed, data_seed=cfg.seed,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation, learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, bf16=cfg.bf16,
-        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit, load_best_model_at_end=True, metric_for_best_model="f1",
-        greater_is_better=True, logging_steps=cfg.logging_steps, report_to=[],
+        output_dir=str(ckpt_dir),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        bf16=cfg.bf16,
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        logging_steps=cfg.logging_steps,
+        report_to=[],
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        length_column_name="length", dataloader_num_workers=0, disable_tqdm=False,
+        length_column_name="length",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
         label_names=["labels", "kind_labels"] if "kind_labels" in train_ds.column_names else ["labels"],
     )
     callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
-                      data_collator=collator, compute_metrics=_compute_metrics,
-                      compute_loss_func=weighted_loss(cfg.class_weight_inserted, cfg.kind_loss_weight) if cfg.class_weight_inserted != 1.0 else None, callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        data_collator=collator,
+        compute_metrics=_compute_metrics,
+        compute_loss_func=weighted_loss(cfg.class_weight_inserted, cfg.kind_loss_weight)
+        if cfg.class_weight_inserted != 1.0
+        else None,
+        callbacks=callbacks,
+    )
     checkpoint = _last_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None:
         print(f"--resume: no checkpoint in {ckpt_dir}, starting from the beginning")
@@ -263,9 +308,13 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
     with atomic_dir(run_dir / "model") as tmp:
         trainer.model.save_pretrained(tmp)
     shutil.copyfile(backbone_dir / "tokenizer.json", run_dir / "tokenizer.json")
-    atomic_write_jsonl(run_dir / "dev.jsonl", (
-        {"id": a.id, "sentences": [{"text": s.text, "label": LABELS[s.label]} for s in a.sentences], **a.meta}
-        for a in dev_articles))
+    atomic_write_jsonl(
+        run_dir / "dev.jsonl",
+        (
+            {"id": a.id, "sentences": [{"text": s.text, "label": LABELS[s.label]} for s in a.sentences], **a.meta}
+            for a in dev_articles
+        ),
+    )
     steps = max(1, result.global_step)
     run = {
         "config": cfg.to_dict(),

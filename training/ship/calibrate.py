@@ -9,6 +9,7 @@ dev false-alarm rate on reporting sentences meets the target (or the best-F1 one
 bundle's metadata.json, with the dev metrics under metrics.dev_calibrated, so `mudraj predict`, the
 service and `mudraj evaluate` use them. Nothing else in the bundle changes.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,14 @@ def is_calibrated(bundle: Path) -> bool:
     return "dev_calibrated" in meta.get("metrics", {})
 
 
-def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None = TARGET_FALSE_ALARM_RATE,
-              precision: str = "auto", genuine: Sequence[Path] = (),
-              genuine_target: float = GENUINE_FLAG_RATE) -> dict:
+def calibrate(
+    bundle: Path | None,
+    dev: Sequence[Path],
+    target_far: float | None = TARGET_FALSE_ALARM_RATE,
+    precision: str = "auto",
+    genuine: Sequence[Path] = (),
+    genuine_target: float = GENUINE_FLAG_RATE,
+) -> dict:
     """Fit temperature then threshold on the dev articles, write them into the bundle's metadata.json
     (atomically) and return the dev results: articles, temperature, threshold, target and metrics.
     target_far None: the threshold with the best dev F1. bundle: as serving.bundle.resolve_bundle takes it.
@@ -51,8 +57,10 @@ def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None
     articles = load_articles(dev)
     d = score(predictor, articles)
     if not 0 < d.labels.sum() < len(d.labels):
-        raise InputError(f"dev data {', '.join(map(str, dev))}: calibration needs both reporting and inserted "
-                         f"sentences; found {len(d.labels)} sentences, {int(d.labels.sum())} inserted")
+        raise InputError(
+            f"dev data {', '.join(map(str, dev))}: calibration needs both reporting and inserted "
+            f"sentences; found {len(d.labels)} sentences, {int(d.labels.sum())} inserted"
+        )
     temperature = fit_temperature(d.margins, d.labels)
     probs = sigmoid(d.margins / temperature)
     threshold = choose_threshold(probs, d.labels, target_far)
@@ -63,13 +71,22 @@ def calibrate(bundle: Path | None, dev: Sequence[Path], target_far: float | None
             raise InputError(f"genuine dev data {', '.join(map(str, genuine))} holds inserted sentences")
         g_probs = sigmoid(g.margins / temperature)
         g_threshold = choose_threshold(g_probs, g.labels, genuine_target)
-        genuine_info = {"articles": int(g.article_index.max() + 1) if len(g.article_index) else 0,
-                        "sentences": len(g.labels), "target_flag_rate": genuine_target,
-                        "threshold_for_target": g_threshold, "labelled_dev_threshold": threshold}
+        genuine_info = {
+            "articles": int(g.article_index.max() + 1) if len(g.article_index) else 0,
+            "sentences": len(g.labels),
+            "target_flag_rate": genuine_target,
+            "threshold_for_target": g_threshold,
+            "labelled_dev_threshold": threshold,
+        }
         threshold = max(threshold, g_threshold)
         genuine_info["sentences_flagged"] = float(flags(g_probs, threshold).mean())
-    info = {"articles": len(articles), "temperature": temperature, "threshold": threshold,
-            "target_false_alarm_rate": target_far, **metrics(d.labels, probs, threshold, d.article_index)}
+    info = {
+        "articles": len(articles),
+        "temperature": temperature,
+        "threshold": threshold,
+        "target_false_alarm_rate": target_far,
+        **metrics(d.labels, probs, threshold, d.article_index),
+    }
     if genuine_info:
         info["genuine_dev"] = genuine_info
 

@@ -5,6 +5,7 @@
 Export fails if ONNX fp32 logits differ from PyTorch by more than `atol`, or if int8
 changes the label of more than `max_int8_label_change` of the dev sentences.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,18 @@ class ParityError(RuntimeError):
     pass
 
 
-def _dev_batches(run_dir: Path, encoder: Encoder, model_type: str, limit: int = 2000,
-                 batch_size: int = 32) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+def _dev_batches(
+    run_dir: Path, encoder: Encoder, model_type: str, limit: int = 2000, batch_size: int = 32
+) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Model inputs for up to `limit` dev sentences (or markers), in batches, each with a boolean mask of
     the logits rows that are real (the article model's padding markers are not)."""
     out = []
     if model_type == "article":
-        windows = [w for a in load_articles([run_dir / "dev.jsonl"])
-                   for w in ArticleEncoder(encoder).encode_article([s.text for s in a.sentences]).windows]
+        windows = [
+            w
+            for a in load_articles([run_dir / "dev.jsonl"])
+            for w in ArticleEncoder(encoder).encode_article([s.text for s in a.sentences]).windows
+        ]
         taken, n = [], 0
         for w in windows:
             if n >= limit:
@@ -47,8 +52,13 @@ def _dev_batches(run_dir: Path, encoder: Encoder, model_type: str, limit: int = 
         for b in range(0, len(taken), 8):
             chunk = taken[b : b + 8]
             feed = pad_windows(chunk, encoder.pad_id)
-            out.append((feed, np.arange(feed["marker_positions"].shape[1])[None, :]
-                        < np.array([len(w.markers) for w in chunk])[:, None]))
+            out.append(
+                (
+                    feed,
+                    np.arange(feed["marker_positions"].shape[1])[None, :]
+                    < np.array([len(w.markers) for w in chunk])[:, None],
+                )
+            )
         return out
     feats = dev_features(run_dir, encoder, limit)
     for b in range(0, len(feats), batch_size):
@@ -82,7 +92,9 @@ def _onnx_logits(path: Path, batches) -> np.ndarray:
 def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) -> None:
     import torch
 
-    names = ["input_ids", "attention_mask", "token_type_ids"] + (["marker_positions"] if model_type == "article" else [])
+    names = ["input_ids", "attention_mask", "token_type_ids"] + (
+        ["marker_positions"] if model_type == "article" else []
+    )
 
     class Wrapper(torch.nn.Module):
         def __init__(self, m):
@@ -114,9 +126,16 @@ def export_onnx(model, path: Path, model_type: str = "pair", opset: int = 17) ->
         dynamic.update(marker_positions={0: "batch", 1: "markers"}, logits={0: "batch", 1: "markers"})
         if kinds:
             dynamic["kind_logits"] = {0: "batch", 1: "markers"}
-    torch.onnx.export(Wrapper(model.eval()), tuple(example), str(path), input_names=names,
-                      output_names=["logits"] + (["kind_logits"] if kinds else []), dynamic_axes=dynamic,
-                      opset_version=opset, dynamo=False)
+    torch.onnx.export(
+        Wrapper(model.eval()),
+        tuple(example),
+        str(path),
+        input_names=names,
+        output_names=["logits"] + (["kind_logits"] if kinds else []),
+        dynamic_axes=dynamic,
+        opset_version=opset,
+        dynamo=False,
+    )
     model.eval()  # the exporter leaves the module in training mode (dropout on)
 
 
@@ -143,9 +162,17 @@ def dev_features(run_dir: Path, encoder: Encoder, limit: int = 2000) -> list[Fea
     return feats[:limit]
 
 
-def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, atol: float = ATOL,
-           max_int8_label_change: float = MAX_INT8_LABEL_CHANGE, threshold: float = 0.5,
-           temperature: float = 1.0, int8: bool = True) -> Path:
+def export(
+    run_dir: Path,
+    out: Path | None = None,
+    *,
+    name: str | None = None,
+    atol: float = ATOL,
+    max_int8_label_change: float = MAX_INT8_LABEL_CHANGE,
+    threshold: float = 0.5,
+    temperature: float = 1.0,
+    int8: bool = True,
+) -> Path:
     """Write a bundle for a finished run; returns its folder."""
     import torch
 
@@ -158,8 +185,9 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
     run = json.loads(run_file.read_text(encoding="utf-8"))
     cfg = run["config"]
     out = Path(out) if out else run_dir / "bundle"
-    encoder = Encoder(load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"],
-                      run["normalization"])
+    encoder = Encoder(
+        load_tokenizer(run_dir / "tokenizer.json"), cfg["max_length"], cfg["context_width"], run["normalization"]
+    )
     torch.set_num_threads(default_threads())
     model_type = cfg.get("model_type", "pair")
     # Eager attention traces into plain ONNX ops with the padding mask intact.
@@ -176,14 +204,20 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
         max_diff = float(np.abs(ref - fp32).max())
         if max_diff > atol:
             raise ParityError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {atol:.0e}")
-        parity = {"sentences": len(ref), "fp32_max_abs_logit_diff": max_diff,
-                  "fp32_label_agreement": float((ref.argmax(1) == fp32.argmax(1)).mean())}
+        parity = {
+            "sentences": len(ref),
+            "fp32_max_abs_logit_diff": max_diff,
+            "fp32_label_agreement": float((ref.argmax(1) == fp32.argmax(1)).mean()),
+        }
         if int8:
             quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
             q = _onnx_logits(tmp / MODEL_FILES["int8"], batches)
             agreement = float((ref.argmax(1) == q.argmax(1)).mean())
-            parity.update(int8_label_agreement=agreement, int8_max_abs_logit_diff=float(np.abs(ref - q).max()),
-                          int8_recipe=INT8_RECIPE)
+            parity.update(
+                int8_label_agreement=agreement,
+                int8_max_abs_logit_diff=float(np.abs(ref - q).max()),
+                int8_recipe=INT8_RECIPE,
+            )
             if 1 - agreement > max_int8_label_change:
                 raise ParityError(f"int8 changes {1 - agreement:.1%} of dev labels > {max_int8_label_change:.0%}")
         shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
@@ -198,8 +232,10 @@ def export(run_dir: Path, out: Path | None = None, *, name: str | None = None, a
             "threshold": threshold,
             "temperature": temperature,
             "kinds": list(getattr(model.config, "kind_labels", None) or []),  # kind head's classes ([]: none)
-            "backbone": {"name": cfg["backbone"], "config": json.loads((run_dir / "model" / "config.json").read_text())
-                         .get("model_type")},
+            "backbone": {
+                "name": cfg["backbone"],
+                "config": json.loads((run_dir / "model" / "config.json").read_text()).get("model_type"),
+            },
             "train_data_sha256": run["train_data_sha256"],
             "dev_data_sha256": run["dev_data_sha256"],
             "metrics": {"dev": run["dev_metrics"]},

@@ -14,6 +14,7 @@ corpus's test split), the same articles for both models. The candidate ships whe
 (e) bundle <= 40 MB, and speed >= the shipped model's on this CPU (measured here, rounds interleaved).
 `mudraj diff` stays as information.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,32 +77,52 @@ def decide(shipped: dict, candidate: dict, sizes: dict[str, int], speeds: dict[s
     s, c = shipped["test"], candidate["test"]
     for who, r in (("shipped", s), ("candidate", c)):
         if not r.get("unseen_writers") or not r.get("genuine"):
-            raise InputError(f"the {who} test report lacks the unseen-writer or genuine-benchmark section: "
-                             "evaluate with the current corpus and --genuine")
-    if not (_same_articles(s, c) and s["genuine"]["all"]["sentences"] == c["genuine"]["all"]["sentences"]
-            and s["genuine"]["all"]["articles"] == c["genuine"]["all"]["articles"]):
+            raise InputError(
+                f"the {who} test report lacks the unseen-writer or genuine-benchmark section: "
+                "evaluate with the current corpus and --genuine"
+            )
+    if not (
+        _same_articles(s, c)
+        and s["genuine"]["all"]["sentences"] == c["genuine"]["all"]["sentences"]
+        and s["genuine"]["all"]["articles"] == c["genuine"]["all"]["articles"]
+    ):
         raise InputError("the two test reports were not made on the same articles")
     rules = {}
     su, cu = s["unseen_writers"]["pooled"]["f1"], c["unseen_writers"]["pooled"]["f1"]
-    rules["a_unseen_writers_f1"] = {"passed": cu >= su + MIN_UNSEEN_GAIN, "shipped": su, "candidate": cu,
-                                    "needed": su + MIN_UNSEEN_GAIN}
+    rules["a_unseen_writers_f1"] = {
+        "passed": cu >= su + MIN_UNSEEN_GAIN,
+        "shipped": su,
+        "candidate": cu,
+        "needed": su + MIN_UNSEEN_GAIN,
+    }
     sg, cg = s["genuine"]["all"], c["genuine"]["all"]
     rules["b_genuine_false_alarms"] = {
         "passed": cg["sentences_flagged"] <= min(sg["sentences_flagged"], MAX_GENUINE_FLAGGED)
         and cg["articles_flagged"] <= sg["articles_flagged"],
         "shipped": {"sentences": sg["sentences_flagged"], "articles": sg["articles_flagged"]},
         "candidate": {"sentences": cg["sentences_flagged"], "articles": cg["articles_flagged"]},
-        "cap_sentences": MAX_GENUINE_FLAGGED}
+        "cap_sentences": MAX_GENUINE_FLAGGED,
+    }
     so, co = shipped["old"]["test"]["f1"], candidate["old"]["test"]["f1"]
-    rules["c_old_test_f1"] = {"passed": co >= so - MAX_OLD_TEST_DROP, "shipped": so, "candidate": co,
-                              "needed": so - MAX_OLD_TEST_DROP}
+    rules["c_old_test_f1"] = {
+        "passed": co >= so - MAX_OLD_TEST_DROP,
+        "shipped": so,
+        "candidate": co,
+        "needed": so - MAX_OLD_TEST_DROP,
+    }
     kinds = {k: m for k, m in c["per_kind"].items() if m["inserted"] >= MIN_KIND_COUNT}
     weak = {k: m["recall"] for k, m in kinds.items() if m["recall"] < MIN_KIND_RECALL}
-    rules["d_recall_per_kind"] = {"passed": not weak, "kinds_checked": len(kinds), "below": weak,
-                                  "min": MIN_KIND_RECALL}
+    rules["d_recall_per_kind"] = {
+        "passed": not weak,
+        "kinds_checked": len(kinds),
+        "below": weak,
+        "min": MIN_KIND_RECALL,
+    }
     rules["e_size_and_speed"] = {
         "passed": sizes["candidate"] <= MAX_BUNDLE_BYTES and speeds["candidate"] >= speeds["shipped"],
-        "bytes": sizes, "sentences_per_second": {k: round(v, 1) for k, v in speeds.items()}}
+        "bytes": sizes,
+        "sentences_per_second": {k: round(v, 1) for k, v in speeds.items()},
+    }
     return {"ship": all(r["passed"] for r in rules.values()), "rules": rules}
 
 
@@ -110,24 +131,34 @@ def render(verdict: dict) -> str:
     lines = ["| rule | passed | shipped | candidate | needed |", "|---|---|---|---|---|"]
     r = verdict["rules"]
     a = r["a_unseen_writers_f1"]
-    lines.append(f"| (a) F1, test-only voices | {a['passed']} | {a['shipped']:.3f} | {a['candidate']:.3f} | "
-                 f">= {a['needed']:.3f} |")
+    lines.append(
+        f"| (a) F1, test-only voices | {a['passed']} | {a['shipped']:.3f} | {a['candidate']:.3f} | "
+        f">= {a['needed']:.3f} |"
+    )
     b = r["b_genuine_false_alarms"]
-    lines.append(f"| (b) genuine text: sentences / articles flagged | {b['passed']} | "
-                 f"{b['shipped']['sentences']:.2%} / {b['shipped']['articles']:.1%} | "
-                 f"{b['candidate']['sentences']:.2%} / {b['candidate']['articles']:.1%} | "
-                 f"<= shipped and <= {b['cap_sentences']:.1%} |")
+    lines.append(
+        f"| (b) genuine text: sentences / articles flagged | {b['passed']} | "
+        f"{b['shipped']['sentences']:.2%} / {b['shipped']['articles']:.1%} | "
+        f"{b['candidate']['sentences']:.2%} / {b['candidate']['articles']:.1%} | "
+        f"<= shipped and <= {b['cap_sentences']:.1%} |"
+    )
     c = r["c_old_test_f1"]
-    lines.append(f"| (c) old out-of-outlet test F1 | {c['passed']} | {c['shipped']:.3f} | {c['candidate']:.3f} | "
-                 f">= {c['needed']:.3f} |")
+    lines.append(
+        f"| (c) old out-of-outlet test F1 | {c['passed']} | {c['shipped']:.3f} | {c['candidate']:.3f} | "
+        f">= {c['needed']:.3f} |"
+    )
     d = r["d_recall_per_kind"]
     below = ", ".join(f"{k} {v:.3f}" for k, v in d["below"].items()) or "none"
-    lines.append(f"| (d) recall >= {d['min']} on every kind with >= {MIN_KIND_COUNT} insertions | {d['passed']} | | "
-                 f"{d['kinds_checked']} kinds; below: {below} | |")
+    lines.append(
+        f"| (d) recall >= {d['min']} on every kind with >= {MIN_KIND_COUNT} insertions | {d['passed']} | | "
+        f"{d['kinds_checked']} kinds; below: {below} | |"
+    )
     e = r["e_size_and_speed"]
     sp = e["sentences_per_second"]
-    lines.append(f"| (e) size, speed (sentences/s, this CPU) | {e['passed']} | {e['bytes']['shipped'] / 2**20:.1f} MB, "
-                 f"{sp['shipped']} | {e['bytes']['candidate'] / 2**20:.1f} MB, {sp['candidate']} | <= 40 MB, >= shipped |")
+    lines.append(
+        f"| (e) size, speed (sentences/s, this CPU) | {e['passed']} | {e['bytes']['shipped'] / 2**20:.1f} MB, "
+        f"{sp['shipped']} | {e['bytes']['candidate'] / 2**20:.1f} MB, {sp['candidate']} | <= 40 MB, >= shipped |"
+    )
     lines.append("")
     lines.append(f"**Decision: {'ship the candidate' if verdict['ship'] else 'keep the shipped model'}.**")
     return "\n".join(lines) + "\n"

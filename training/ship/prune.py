@@ -11,6 +11,7 @@ so that segmentation is still available, and nothing better can appear in a subs
 
     mudraj prune runs/e5-small --out runs/e5-small-pruned
 """
+
 from __future__ import annotations
 
 import copy
@@ -116,8 +117,12 @@ def prune(run_dir: Path, out: Path, corpus: Path | None, extra: Iterable[Path] =
     if pad is not None:
         model.config.pad_token_id = [p for p, _ in new_spec["model"]["vocab"]].index(pad)
 
-    stats = {"vocab_before": len(spec["model"]["vocab"]), "vocab_after": len(keep),
-             "used_on_reference": len(used), "kept_always": len(always - used)}
+    stats = {
+        "vocab_before": len(spec["model"]["vocab"]),
+        "vocab_after": len(keep),
+        "used_on_reference": len(used),
+        "kept_always": len(always - used),
+    }
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp / "model")
         (tmp / "tokenizer.json").write_text(json.dumps(new_spec, ensure_ascii=False), encoding="utf-8")

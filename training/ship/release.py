@@ -14,6 +14,7 @@ Steps (each one the same code a user runs by hand):
 5. Copy the int8 model, tokenizer and metadata (no fp32: the repo copy must stay small) and
    write the model card (training/evaluation/templates/model_card.md.j2).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ from training.model.backbones import BACKBONE_NOTES
 
 REFERENCE = "reference_dev_scores.json"
 
+
 # What the model card says about a backbone spec (training/model/backbones.py) beyond its config; a spec
 # not listed here is named as it is, and the card points at its own licence.
 def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
@@ -43,8 +45,15 @@ def dev_scores(bundle: Path, dev: Path) -> tuple[list[str], np.ndarray]:
     return ids, sigmoid(np.concatenate([m for m, _ in margins]))
 
 
-def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: Path,
-            example: Path | None = None, target_far: float | None = TARGET_FALSE_ALARM_RATE) -> dict:
+def release(
+    run_dir: Path,
+    out: Path,
+    corpus: Path,
+    corpus_dir: Path,
+    reports: Path,
+    example: Path | None = None,
+    target_far: float | None = TARGET_FALSE_ALARM_RATE,
+) -> dict:
     from training.evaluation.evaluate import evaluate
     from training.ship.calibrate import calibrate
     from training.ship.export import export
@@ -65,16 +74,24 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     agree = float(((full >= 0.5) == (small >= 0.5)).mean())
     if diff > PRUNE_TOLERANCE:
         raise RuntimeError(f"pruning changed dev scores by {diff:.4f} > {PRUNE_TOLERANCE}")
-    stats.update(dev_sentences=len(ids), dev_max_abs_score_diff=diff, dev_label_agreement_at_0_5=agree,
-                 tolerance=PRUNE_TOLERANCE)
+    stats.update(
+        dev_sentences=len(ids), dev_max_abs_score_diff=diff, dev_label_agreement_at_0_5=agree, tolerance=PRUNE_TOLERANCE
+    )
 
     # The genuine-text benchmark (issue 20), when the corpus has it: its dev-outlet half caps the threshold's
     # flag rate on human text, its test-outlet half is reported.
     g_dev, g_test = corpus_dir / "genuine-dev.jsonl", corpus_dir / "genuine-test.jsonl"
     calibrate(small_bundle, [dev], target_far, genuine=[g_dev] if g_dev.is_file() else [])
     # Reports are committed: host sentences (CC BY-NC-SA) and the example's are never reproduced in them.
-    report = evaluate(small_bundle, [test], reports / "test", train=[train], dev=[dev], redact="reporting",
-                      genuine=[g_test] if g_test.is_file() else [])
+    report = evaluate(
+        small_bundle,
+        [test],
+        reports / "test",
+        train=[train],
+        dev=[dev],
+        redact="reporting",
+        genuine=[g_test] if g_test.is_file() else [],
+    )
     ex = None
     if example is not None and Path(example).is_file():
         ex = evaluate(small_bundle, [example], reports / "example", redact="all")
@@ -82,9 +99,15 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
     with atomic_dir(out) as tmp:
         for name in (MODEL_FILES["int8"], "tokenizer.json"):
             shutil.copyfile(small_bundle / name, tmp / name)
-        atomic_write_json(tmp / REFERENCE, {"note": "P(inserted) of the full-vocabulary int8 model on the dev split",
-                                            "tolerance": PRUNE_TOLERANCE, "ids": ids,
-                                            "scores": [round(float(x), 6) for x in full]})
+        atomic_write_json(
+            tmp / REFERENCE,
+            {
+                "note": "P(inserted) of the full-vocabulary int8 model on the dev split",
+                "tolerance": PRUNE_TOLERANCE,
+                "ids": ids,
+                "scores": [round(float(x), 6) for x in full],
+            },
+        )
         meta = json.loads((small_bundle / METADATA).read_text(encoding="utf-8"))
         meta["name"] = out.name
         meta["metrics"]["test"] = {k: v for k, v in report["test"].items() if k != "confusion"}
@@ -92,8 +115,14 @@ def release(run_dir: Path, out: Path, corpus: Path, corpus_dir: Path, reports: P
         write_metadata(tmp, meta, checksums=True)
         atomic_write_text(tmp / "README.md", model_card(meta, report, ex, run_dir))
     size = sum(p.stat().st_size for p in out.iterdir())
-    return {"bundle": str(out), "bytes": size, "pruning": stats, "test": report["test"],
-            "baselines": report["baselines"], "example": ex and ex["test"]}
+    return {
+        "bundle": str(out),
+        "bytes": size,
+        "pruning": stats,
+        "test": report["test"],
+        "baselines": report["baselines"],
+        "example": ex and ex["test"],
+    }
 
 
 def describe_machine(machine: dict | None) -> str | None:
@@ -124,11 +153,28 @@ def model_card(meta: dict, report: dict, example: dict | None, run_dir: Path) ->
         shape.append(meta["backbone"]["config"])  # the architecture, e.g. bert
     if arch.get("num_hidden_layers"):
         shape += [f"{arch['num_hidden_layers']} layers", f"hidden {arch.get('hidden_size')}"]
-    backbone = {"spec": spec, "title": notes.get("name", f"`{spec}`"), "shape": ", ".join(shape),
-                "source": notes.get("source"), "licence": notes.get("licence")}
+    backbone = {
+        "spec": spec,
+        "title": notes.get("name", f"`{spec}`"),
+        "shape": ", ".join(shape),
+        "source": notes.get("source"),
+        "licence": notes.get("licence"),
+    }
     rows = {"model": report["test"], **report["baselines"]}
-    return render("model_card.md.j2", meta=meta, run=run, cfg=run["config"], run_dir=run_dir, backbone=backbone, report=report,
-                  calibration=stored_calibration(meta), pruning=meta.get("pruning"), test=report["test"], rows=rows,
-                  machine=describe_machine(run.get("machine")), config_file=run.get("config_file"),
-                  example=example and example["test"],
-                  example_name=example and ", ".join(Path(p).name for p in example["data"]))
+    return render(
+        "model_card.md.j2",
+        meta=meta,
+        run=run,
+        cfg=run["config"],
+        run_dir=run_dir,
+        backbone=backbone,
+        report=report,
+        calibration=stored_calibration(meta),
+        pruning=meta.get("pruning"),
+        test=report["test"],
+        rows=rows,
+        machine=describe_machine(run.get("machine")),
+        config_file=run.get("config_file"),
+        example=example and example["test"],
+        example_name=example and ", ".join(Path(p).name for p in example["data"]),
+    )

