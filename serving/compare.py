@@ -308,13 +308,6 @@ def compare(
     return rows
 
 
-def comparable(text: str) -> str:
-    """The text offsets refer to, as everywhere in Mudraj (serving.brackets.offsets_text)."""
-    from serving.brackets import offsets_text
-
-    return offsets_text(text)
-
-
 def record(
     rows: Sequence[Aligned],
     model: dict,

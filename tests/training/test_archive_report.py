@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from serving.brackets import FormatError
-from training.evaluation.archive_report import read_labels, report, share_interval
+from training.evaluation.archive_labels import read_labels
+from training.evaluation.archive_report import report, share_interval
 
 
 def _rec(i, outlet, date, inserted, n=10, kind="hope"):

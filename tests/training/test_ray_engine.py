@@ -332,7 +332,7 @@ def test_workers_and_threads_beyond_the_machine_are_refused_before_any_work(tiny
 
 
 def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):
-    from serving.batch.ray_engine import plan_shards
+    from serving.batch.shards import plan_shards
     from serving.brackets import FormatError
 
     text = _texts()[0]
@@ -356,7 +356,8 @@ def test_plan_checks_ids_and_inputs_before_any_work(tmp_path):
 
 
 def test_rerun_keeps_matching_parts_redoes_changed_inputs_and_refuses_other_settings(tmp_path):
-    from serving.batch.ray_engine import RUN_FILE, plan_shards, prepare
+    from serving.batch.ray_engine import RUN_FILE, prepare
+    from serving.batch.shards import plan_shards
 
     text = _texts()[0]
     for name in ("a", "b"):

@@ -53,7 +53,8 @@ def compare(
         check_out(out)
     from serving.batch.inputs import language_problem, read_articles
     from serving.batch.output import render_compare
-    from serving.compare import comparable, compare
+    from serving.brackets import offsets_text
+    from serving.compare import compare
     from serving.predictor import Predictor
 
     def read(path: Path) -> str:
@@ -65,7 +66,7 @@ def compare(
         if len(arts) != 1:
             raise InputError(f"{path}: compare takes one article, found {len(arts)}")
         art = arts[0]
-        text = comparable(art.text)
+        text = offsets_text(art.text)
         problem = language_problem(text)
         if problem:
             raise InputError(f"{path}: {problem}")

@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from serving.batch.output import Format
-from serving.batch.ray_engine import SHARD_SIZE  # light: Ray itself is imported inside run()
+from serving.batch.shards import SHARD_SIZE
 from serving.errors import InputError
 from training.cli import common
 from training.cli.common import app, bundle_of, check_out, fail, guard

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Iterable
 
 from serving.batch.inputs import read_articles, read_jsonl
-from serving.brackets import FormatError, source_and_published
+from serving.brackets import FormatError, offsets_text, source_and_published
 from serving.compare import (
     EDGE,  # quote marks at a sentence's edge may be segmented with either neighbour
     align,
-    comparable,
 )
 from training.corpus.articles import Article, Sentence
 
@@ -38,8 +37,8 @@ def _pairs(paths: Iterable[Path]):
                 meta = {k: v for k, v in r.items() if k not in ("id", "source", "published")}
                 yield (
                     str(r.get("id", f"{path.stem}-{line}")),
-                    comparable(r["source"]),
-                    comparable(r["published"]),
+                    offsets_text(r["source"]),
+                    offsets_text(r["published"]),
                     None,
                     meta,
                 )
