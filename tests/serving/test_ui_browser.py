@@ -605,3 +605,47 @@ def test_ui_compare_tab_marks_an_old_result_stale_after_an_error(server, browser
     compare_on_page(d)
     assert d.find_element("id", "cmp-stale-note").get_attribute("hidden") is not None
     assert float(d.execute_script("return getComputedStyle(arguments[0]).opacity", view)) == 1.0
+
+
+def test_the_archive_report_renders_its_plots_and_asks_no_other_host(browser, tmp_path):
+    """`mudraj report`'s page opened from disk: every figure decodes, and the page loads nothing at all
+    beyond itself (no font, script or image from another host). Screenshot: artifacts/report.png."""
+    import json
+
+    from training.evaluation.archive_report import report
+
+    recs = []
+    for i in range(120):
+        n_ins = (i % 4) if i % 3 else 0
+        sents = [
+            {
+                "start": 0,
+                "end": 1,
+                "text": f"جملة رقم {k} من المقال {i}.",
+                "label": "inserted" if k < n_ins else "reporting",
+                "score": 0.95 if k < n_ins else 0.05,
+                **(
+                    {"kind": {"name": ("hope", "framing", "fake_attribution")[k % 3], "p": 0.7, "top": []}}
+                    if k < n_ins
+                    else {}
+                ),
+            }
+            for k in range(12)
+        ]
+        recs.append(
+            {"id": f"a{i}", "outlet": f"outlet{i % 5}.example", "date": f"2016-{1 + i % 12:02d}-01", "sentences": sents}
+        )
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    report(labels, tmp_path / "rep")
+    browser.get((tmp_path / "rep" / "index.html").as_uri())
+    images = browser.execute_script(
+        "return [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.src.slice(0, 22)])"
+    )
+    assert len(images) == 4 and all(c and w > 100 and h > 100 for c, w, h, _ in images), images
+    assert all(src.startswith("data:image/png;base64") for *_, src in images)
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    foreign = [r for r in resources if not r.startswith(("data:", "file:"))]
+    assert not foreign, foreign
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report.png"))

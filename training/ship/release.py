@@ -64,8 +64,11 @@ def release(
     work = run_dir.parent / f"{run_dir.name}-release"
     pruned = work / "pruned-run"
     stats = prune(run_dir, pruned, corpus, extra=[train, dev])
-    full_bundle = export(run_dir, work / "full-bundle")
+    # The pruned model chooses which MatMuls stay fp32 (training/ship/export.py); the full-vocabulary
+    # reference keeps the same ones, so the two differ by the vocabulary alone.
     small_bundle = export(pruned, work / "pruned-bundle")
+    kept = json.loads((small_bundle / METADATA).read_text(encoding="utf-8"))["parity"].get("int8_recipe", {})
+    full_bundle = export(run_dir, work / "full-bundle", fp32_matmuls=kept.get("fp32_matmuls", []))
 
     ids, full = dev_scores(full_bundle, dev)
     ids2, small = dev_scores(small_bundle, dev)
