@@ -113,10 +113,14 @@ def punctuation(text: str) -> str:
     return _NO_SPACE_AFTER_PUNCT.sub(r"\1 ", text)
 
 
+_PERSIAN_LETTERS = str.maketrans({"\u06cc": "\u064a", "\u06a9": "\u0643"})  # ی -> ي, ک -> ك
+
+
 def orthography(text: str) -> str:
-    """Alef/hamza forms -> ا, final ى -> ي, no tatweel or diacritics, Western digits."""
+    """Alef/hamza forms -> ا, final ى -> ي, the Persian-keyboard ی and ک -> ي and ك, no tatweel or
+    diacritics, Western digits."""
     text = _TASHKEEL.sub("", text.replace(_TATWEEL, ""))
-    text = _ALEF.sub("ا", text).replace("ى", "ي")
+    text = _ALEF.sub("ا", text).replace("ى", "ي").translate(_PERSIAN_LETTERS)
     return text.translate(_HINDI_DIGITS)
 
 

@@ -257,7 +257,8 @@ class CompareInput(_Strict):
     source: ArticleText
     published: ArticleText
     threshold: Threshold = None
-    floor: Optional[Annotated[float, Field(gt=0.0, le=100.0, allow_inf_nan=False, strict=True)]] = Field(
+    # ge, not gt: OpenAPI 3.0 (what /docs.json is) has no numeric exclusiveMinimum; 0 is refused below.
+    floor: Optional[Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False, strict=True)]] = Field(
         None,
         description="Similarity (0-100) from which a changed sentence counts as edited rather than "
         "added and dropped (default 70, as `mudraj compare --floor`)",
@@ -266,6 +267,10 @@ class CompareInput(_Strict):
 
     @model_validator(mode="after")
     def _size(self) -> "CompareInput":
+        if self.floor == 0:
+            raise ValueError(
+                "floor must be above 0 (a similarity in (0, 100]); 0 would call every pair of sentences edited"
+            )
         # Each side on its own (two versions of one long article must fit): only the published side is
         # scored by the model; the source is aligned with it, which costs far less.
         for name, text in (("source", self.source), ("published", self.published)):

@@ -37,7 +37,8 @@ class Format(str, Enum):
 
 def parquet_bytes(arts, results) -> bytes:
     """The JSONL records as a Parquet file: one row per article, `id` and `sentences` (a list of
-    {start, end, text, label, score, windows}; windows is 1 where JSONL leaves it out). Needs pyarrow."""
+    {start, end, text, label, score, windows, kind}). A field JSONL leaves out is null here: windows for a
+    sentence scored in one window, kind for a sentence labelled reporting. Needs pyarrow."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -58,7 +59,7 @@ def parquet_bytes(arts, results) -> bytes:
         [("id", pa.string())] + [(k, pa.string()) for k in CARRIED] + [("sentences", pa.list_(sentence))]
     )
     rows = [
-        {"id": a.id, **carried(a.meta), "sentences": [{"windows": 1, "kind": None, **s.as_dict()} for s in r]}
+        {"id": a.id, **carried(a.meta), "sentences": [{"windows": None, "kind": None, **s.as_dict()} for s in r]}
         for a, r in zip(arts, results)
     ]
     buf = pa.BufferOutputStream()

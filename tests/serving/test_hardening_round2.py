@@ -384,3 +384,32 @@ def test_item15_help_texts_say_what_the_commands_take():
     assert "[paragraph.slot]" in run("corpus", "show")
     transfer = run("transfer")
     assert "the training config each" in transfer  # before: --config had no description
+
+
+def test_item21_persian_keyboard_letters_read_as_arabic_ones():
+    """ی (U+06CC) and ک (U+06A9), typed on a Persian keyboard inside Arabic text, are the model's ي and ك."""
+    from serving.normalize import normalize
+
+    steps = ["whitespace", "punctuation", "orthography"]
+    assert normalize("قال المتحدث إن الکتاب فی المکتبة.", steps) == normalize(
+        "قال المتحدث إن الكتاب في المكتبة.", steps
+    )
+
+
+def test_item21_parquet_sentences_carry_no_field_jsonl_lacks(tiny_bundle, tmp_path):
+    """A Parquet sentence, its nulls dropped, is the JSONL sentence: no `windows: 1` JSONL does not write."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    art = tmp_path / "a.txt"
+    art.write_text("قال الوزير إن العمل مستمر في المشروع. ويأمل الجميع أن ينجح المشروع قريبا.", encoding="utf-8")
+    j = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(art), "-o", str(tmp_path / "o.jsonl")])
+    p = CliRunner().invoke(app, ["predict", "-m", str(tiny_bundle), str(art), "-o", str(tmp_path / "o.parquet")])
+    assert j.exit_code == 0 and p.exit_code == 0, (j.output, p.output)
+    want = json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8"))["sentences"]
+    got = pq.read_table(tmp_path / "o.parquet").to_pylist()[0]["sentences"]
+    assert [{k: v for k, v in s.items() if v is not None} for s in got] == want

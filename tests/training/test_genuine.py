@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serving.brackets import FormatError
-from serving.predictor import Predictor, sigmoid
+from serving.predictor import Predictor, flags, sigmoid
 from tests._paths import TINY_DATA
 from training.corpus import genuine as G
 from training.corpus.hosts import Candidate, Host
@@ -107,7 +107,7 @@ def test_calibration_caps_the_share_of_genuine_sentences_flagged(tiny_bundle, tm
     assert capped["threshold"] >= loose["threshold"]
     p = Predictor(bundle)
     s = score(p, __import__("training.corpus.articles", fromlist=["load_articles"]).load_articles([g]))
-    assert (sigmoid(s.margins / p.temperature) >= p.threshold).mean() <= 0.02  # what is stored is what serves
+    assert flags(sigmoid(s.margins / p.temperature), p.threshold).mean() <= 0.02  # what is stored is what serves
 
 
 def test_evaluate_reports_the_genuine_benchmark_per_source_genre_and_style(tiny_bundle, tmp_path):
@@ -117,11 +117,12 @@ def test_evaluate_reports_the_genuine_benchmark_per_source_genre_and_style(tiny_
     p = Predictor(tiny_bundle)
     from training.corpus.articles import load_articles
 
-    flags = [
-        pr >= p.threshold for pr, _ in p.score_articles([[s.text for s in a.sentences] for a in load_articles([g])])
+    flagged = [
+        flags(pr, p.threshold)
+        for pr, _ in p.score_articles([[s.text for s in a.sentences] for a in load_articles([g])])
     ]
-    assert gen["all"]["sentences_flagged"] == pytest.approx(np.concatenate(flags).mean())
-    assert gen["all"]["articles_flagged"] == pytest.approx(np.mean([f.any() for f in flags]))
+    assert gen["all"]["sentences_flagged"] == pytest.approx(np.concatenate(flagged).mean())
+    assert gen["all"]["articles_flagged"] == pytest.approx(np.mean([f.any() for f in flagged]))
     assert set(gen["per_style"]) == {"news"} and set(gen["per_source"]) == {"tiny"}
     assert "Genuine text: false alarms" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="inserted"):
