@@ -10,6 +10,8 @@ Starts from the bundle's fp32 model.onnx and builds each recipe with onnxruntime
 - `u8u8`: dynamic, unsigned 8-bit weights per channel;
 - `qdq-static`: static QDQ, int8 weights per channel, activation scales calibrated (min/max) on dev
   windows that are not scored;
+- `as-exported`: what `mudraj export` wrote into the bundle (reduce_range, the MatMuls it ranked most
+  drifting kept in fp32, as its metadata records);
 - `rr-fp32-top<K>`: reduce_range with the K MatMuls that drift most kept in fp32. The drift of each
   MatMul is measured alone (only it quantised, the rest fp32: mean |Δ margin| over a dev sample), and
   the ranking is written to the results (`node_drift`).
@@ -235,19 +237,22 @@ def main() -> None:
         ref = sigmoid(margins(a.bundle, texts, a.threads, precision="fp32") / temp)
         bundles = {"fp32": (a.bundle, "fp32")}
         calib_texts = texts[-a.calibration_articles :]  # calibration windows: the end of dev, not the speed sample
-        drift = node_drift(a.bundle, fp32, root, texts[: a.drift_articles], a.threads)
-        result["node_drift"] = drift
-        print("most drifting:", [d["node"] for d in drift[:6]], flush=True)
-        recipes = {r: {} for r in RECIPES} | {
-            f"rr-fp32-top{k}": {"exclude": [d["node"] for d in drift[:k]]} for k in TOP_K
-        }
+        recipes = {r: {} for r in RECIPES}
+        if a.drift_articles:  # the ranking costs one quantisation per MatMul
+            drift = node_drift(a.bundle, fp32, root, texts[: a.drift_articles], a.threads)
+            result["node_drift"] = drift
+            print("most drifting:", [d["node"] for d in drift[:6]], flush=True)
+            recipes |= {f"rr-fp32-top{k}": {"exclude": [d["node"] for d in drift[:k]]} for k in TOP_K}
+        exported = meta.get("parity", {}).get("int8_recipe", {}).get("fp32_matmuls")
+        if exported is not None and (a.bundle / "model.int8.onnx").is_file():
+            recipes["as-exported"] = {"exclude": exported}  # `mudraj export`'s own choice, rebuilt the same way
         if a.recipes:
             unknown = set(a.recipes.split(",")) - set(recipes)
             if unknown:
                 raise SystemExit(f"--recipes: unknown {sorted(unknown)} (known: {', '.join(recipes)})")
             recipes = {k: v for k, v in recipes.items() if k in a.recipes.split(",")}
         for r, opts in recipes.items():
-            base = "u8s8-reduce-range" if r.startswith("rr-") else r
+            base = "u8s8-reduce-range" if r.startswith("rr-") or r == "as-exported" else r
             build(
                 base,
                 fp32,
