@@ -33,8 +33,17 @@ SAMPLE = REPO / "serving" / "static" / "sample.txt"
 TIMEOUT = 30
 DESKTOP = (1280, 1100)
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+
+
 # What the shipped model's line says: longer than the tiny test model's, and what wrapped badly.
-SHIPPED_MODEL_LINE = "mudraj-e5-small 2026.11.29 (int8, cpu)"
+def _shipped_line() -> str:
+    import json
+
+    meta = json.loads((REPO / "models" / "mudraj-e5-small" / "metadata.json").read_text(encoding="utf-8"))
+    return f"{meta['name']} {meta['version']} (int8, cpu)"
+
+
+SHIPPED_MODEL_LINE = _shipped_line()
 
 # A short article of our own, with a long windowed sentence and an obvious comment.
 ARTICLE = (

@@ -148,6 +148,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(full / "checkpoints" / "checkpoint-4", resumed_dir / "checkpoints" / "checkpoint-4")
     resumed = train(TrainConfig.load(REPO / "configs" / "tiny.yaml", base + [f"output_dir={resumed_dir}"]), resume=True)
+    timing = json.loads((resumed / "run.json").read_text())
+    assert timing["resumed_at_step"] == 4 and timing["steps"] == 8  # s/step over the 4 steps this run made
+    assert abs(timing["seconds_per_step"] * 4 - timing["train_seconds"]) < 0.01
     from safetensors.numpy import load_file
 
     # The step-8 weights of both runs are the same: the resumed run restored optimizer, scheduler and RNG.

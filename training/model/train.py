@@ -300,6 +300,7 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
     checkpoint = _last_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None:
         print(f"--resume: no checkpoint in {ckpt_dir}, starting from the beginning")
+    first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0  # checkpoint-N: N steps already done
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     elapsed = time.time() - t0
@@ -315,7 +316,7 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
             for a in dev_articles
         ),
     )
-    steps = max(1, result.global_step)
+    steps_here = max(1, result.global_step - first_step)  # a resumed run timed only the steps it ran
     run = {
         "config": cfg.to_dict(),
         "config_file": str(config_file) if config_file else None,
@@ -327,8 +328,9 @@ def train(cfg: TrainConfig, resume: bool = False, config_file: Path | None = Non
         "train": {"articles": len(train_articles), "examples": len(train_ds), "inserted": _inserted(train_ds)},
         "dev": {"articles": len(dev_articles), "examples": len(dev_ds), "inserted": _inserted(dev_ds)},
         "steps": result.global_step,
-        "train_seconds": round(elapsed, 2),
-        "seconds_per_step": round(elapsed / steps, 4),
+        "resumed_at_step": first_step or None,
+        "train_seconds": round(elapsed, 2),  # this invocation's (a resumed run's earlier part is not included)
+        "seconds_per_step": round(elapsed / steps_here, 4),
         "dev_metrics": {k.removeprefix("eval_"): v for k, v in metrics.items()},
         "best_checkpoint": trainer.state.best_model_checkpoint,
     }
