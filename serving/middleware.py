@@ -33,6 +33,26 @@ def request_deadline() -> float | None:
     return _DEADLINE.get()
 
 
+_QUEUE_GAUGE = None
+
+
+def queue_gauge():
+    """`mudraj_admitted_requests{endpoint}` on /metrics: inference requests holding a place in a worker's queue
+    (computing or waiting for its thread), summed over live workers. BentoML's own in-progress gauge counts a
+    request from its first byte; this one from its admission, after the body has arrived."""
+    global _QUEUE_GAUGE
+    if _QUEUE_GAUGE is None:
+        import bentoml
+
+        _QUEUE_GAUGE = bentoml.metrics.Gauge(
+            name="mudraj_admitted_requests",
+            documentation="Inference requests admitted and not yet finished (computing or queued), per endpoint",
+            labelnames=["endpoint"],
+            multiprocess_mode="livesum",
+        )
+    return _QUEUE_GAUGE
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -138,6 +158,7 @@ class Admission:
             )
             return await resp(scope, receive, send)
         self.in_flight += 1
+        queue_gauge().labels(endpoint=scope["path"]).inc()
         started = time.monotonic()
         answered_by_us = False
         response_started = False
@@ -154,7 +175,7 @@ class Admission:
             task = asyncio.ensure_future(self.app(scope, receive, guarded_send))  # copies the context: the deadline
         finally:
             _DEADLINE.reset(token)
-        task.add_done_callback(lambda _: self._release(started))
+        task.add_done_callback(lambda _: self._release(started, scope["path"]))
         try:
             done, _ = await asyncio.wait({task}, timeout=self.timeout)
         except asyncio.CancelledError:
@@ -166,8 +187,9 @@ class Admission:
         task.cancel()  # BentoML stops waiting; the worker thread stops at its next deadline check
         await deadline_response(self.timeout)(scope, receive, send)
 
-    def _release(self, started: float) -> None:
+    def _release(self, started: float, path: str) -> None:
         self.in_flight -= 1
+        queue_gauge().labels(endpoint=path).dec()
         self.typical_s = 0.8 * self.typical_s + 0.2 * (time.monotonic() - started)
 
 

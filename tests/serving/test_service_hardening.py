@@ -287,7 +287,9 @@ def test_bom_only_or_non_arabic_text_is_refused(server, text):
 
 # ---------------------------------------------------------------- point 2b/2c and the metrics switch: servers of their own
 
-IN_PROGRESS = re.compile(r'^bentoml_service_request_in_progress\{[^}]*endpoint="/classify"[^}]*\}\s+(\S+)', re.M)
+# Admitted, not merely arriving: BentoML's own in-progress gauge counts a request from its first byte, while its
+# 3.5 MB body may still be read; a small request sent then would be admitted first (CI saw exactly that).
+ADMITTED = re.compile(r'^mudraj_admitted_requests\{[^}]*endpoint="/classify"[^}]*\}\s+(\S+)', re.M)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +335,7 @@ def test_full_queue_answers_503_with_retry_after(tight_server):
         slow = pool.submit(requests.post, url + "/classify", data=slow_body(), headers=JSON, timeout=120)
         # Only once the server itself counts the slow request in progress (no guessing with sleep).
         while not slow.done():
-            m = IN_PROGRESS.search(requests.get(url + "/metrics", timeout=10).text)
+            m = ADMITTED.search(requests.get(url + "/metrics", timeout=10).text)
             if m and float(m.group(1)) >= 1:
                 break
             time.sleep(0.02)
@@ -344,6 +346,11 @@ def test_full_queue_answers_503_with_retry_after(tight_server):
     assert "MUDRAJ_MAX_QUEUE" in error_json(refused, 503)
     retry = refused.headers.get("retry-after", "")
     assert retry.isdigit() and int(retry) >= 1, refused.headers
+    # every place is given back once its computation has stopped (the refused request never took one)
+    waited = time.monotonic()
+    while float(ADMITTED.search(requests.get(url + "/metrics", timeout=10).text).group(1)) != 0:
+        assert time.monotonic() - waited < 120, "the queue gauge never went back to 0"
+        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- the predictor's deadline hook
