@@ -6,6 +6,7 @@ serving/service.py the endpoints, serving/schema.py the limits and the request m
                          new Prometheus series: memory and /metrics grow without end), and 404/405
                          answer JSON like every other error
     quiet_client_errors  BentoML logs each 4xx at ERROR with a traceback; make it one INFO line
+    queue_gauge          mudraj_admitted_requests on /metrics: the queue depth Admission keeps
     clip                 a client's text, shortened for a log line or an error message
     docs_page            the API docs at / from local files only (BentoML's page loads Google Tag Manager)
 """
@@ -128,6 +129,24 @@ class _ClientErrorsInOneLine(logging.Filter):
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+_QUEUE_GAUGE = None
+
+
+def queue_gauge():
+    """`mudraj_admitted_requests{endpoint}` on /metrics: inference requests holding a place in a worker's queue
+    (computing or waiting for its thread), summed over live workers. BentoML's own in-progress gauge counts a
+    request from its first byte; this one from its admission, after the body has arrived."""
+    global _QUEUE_GAUGE
+    if _QUEUE_GAUGE is None:
+        _QUEUE_GAUGE = bentoml.metrics.Gauge(
+            name="mudraj_admitted_requests",
+            documentation="Inference requests admitted and not yet finished (computing or queued), per endpoint",
+            labelnames=["endpoint"],
+            multiprocess_mode="livesum",
+        )
+    return _QUEUE_GAUGE
 
 
 def _client_status(exc: BaseException | None) -> int | None:

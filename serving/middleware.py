@@ -20,7 +20,7 @@ from typing import Iterable
 
 from starlette.responses import JSONResponse
 
-from serving.http import clip
+from serving.http import clip, queue_gauge
 
 # ---------------------------------------------------------------- helpers for the service
 
@@ -31,26 +31,6 @@ _DEADLINE: ContextVar[float | None] = ContextVar("mudraj_deadline", default=None
 def request_deadline() -> float | None:
     """The current request's deadline (time.monotonic() seconds), or None outside a request."""
     return _DEADLINE.get()
-
-
-_QUEUE_GAUGE = None
-
-
-def queue_gauge():
-    """`mudraj_admitted_requests{endpoint}` on /metrics: inference requests holding a place in a worker's queue
-    (computing or waiting for its thread), summed over live workers. BentoML's own in-progress gauge counts a
-    request from its first byte; this one from its admission, after the body has arrived."""
-    global _QUEUE_GAUGE
-    if _QUEUE_GAUGE is None:
-        import bentoml
-
-        _QUEUE_GAUGE = bentoml.metrics.Gauge(
-            name="mudraj_admitted_requests",
-            documentation="Inference requests admitted and not yet finished (computing or queued), per endpoint",
-            labelnames=["endpoint"],
-            multiprocess_mode="livesum",
-        )
-    return _QUEUE_GAUGE
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
