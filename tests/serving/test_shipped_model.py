@@ -78,3 +78,13 @@ def test_example_article(predictor):
     recall = len(inserted & truth) / len(truth)
     false_alarms = len(inserted - truth)
     assert recall >= 0.6 and false_alarms <= 1, (recall, false_alarms)
+    # The shipped bundle says what it sees (issue 24): a kind, with its top 3, on every flagged sentence only.
+    kinds = set(predictor.kinds)
+    assert len(kinds) == 12
+    for s in sents:
+        if s.label == "reporting":
+            assert s.kind is None, s
+            continue
+        top = s.kind["top"]
+        assert s.kind["name"] == top[0]["name"] and s.kind["name"] in kinds, s.kind
+        assert [t["p"] for t in top] == sorted((t["p"] for t in top), reverse=True) and len(top) == 3
