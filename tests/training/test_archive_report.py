@@ -50,8 +50,14 @@ def test_shares_per_outlet_and_month_with_intervals_and_the_articles_to_read_fir
 
 
 def test_interval_treats_articles_as_the_sampled_units():
+    # Every article alike: the articles add no spread, and the interval is the sentences' own (Wilson,
+    # 100 of 500), never a zero-width claim of certainty.
     same = share_interval(np.full(50, 2.0), np.full(50, 10.0))
-    assert same == pytest.approx((0.2, 0.2, 0.2))  # every article alike: no uncertainty left
+    assert same == pytest.approx((0.2, 0.1672, 0.2374), abs=5e-4)
+    # Two articles that agree by chance (2 of 6 each): the sentences' interval, not 33%-33%.
+    two = share_interval(np.array([2.0, 2.0]), np.array([6.0, 6.0]))
+    assert two[1] < 0.15 and two[2] > 0.6
+    # Insertions lumped in a fifth of the articles: the articles' spread dominates, far wider than Wilson's.
     lumpy = share_interval(np.r_[np.full(10, 10.0), np.zeros(40)], np.full(50, 10.0))
     assert lumpy[0] == pytest.approx(0.2) and lumpy[1] < 0.1 and lumpy[2] > 0.3
 

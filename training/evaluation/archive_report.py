@@ -33,18 +33,24 @@ Z95 = 1.959964
 
 
 def share_interval(inserted: np.ndarray, sentences: np.ndarray) -> tuple[float, float, float]:
-    """The inserted-sentence share of a group of articles and its 95% interval: a ratio estimator with the
-    article as the sampled unit (its variance from the articles' residuals), clipped to [0, 1]."""
-    total = sentences.sum()
+    """The inserted-sentence share of a group of articles and its 95% interval. Articles are the sampled units:
+    a ratio estimator whose variance comes from the articles' residuals. It is never narrower than the Wilson
+    interval on the sentences themselves: a few articles that happen to agree (two articles, 2 of 6 each)
+    would otherwise claim certainty."""
+    total = float(sentences.sum())
     if total == 0:
         return 0.0, 0.0, 0.0
-    share = inserted.sum() / total
+    share = float(inserted.sum()) / total
+    # Wilson score interval, sentences as independent draws
+    centre = (share + Z95**2 / (2 * total)) / (1 + Z95**2 / total)
+    half = Z95 * math.sqrt(share * (1 - share) / total + Z95**2 / (4 * total**2)) / (1 + Z95**2 / total)
+    low, high = centre - half, centre + half
     m = len(sentences)
     if m < 2:
-        return float(share), 0.0, 1.0
+        return share, 0.0, 1.0
     resid = inserted - share * sentences
     se = math.sqrt(m / (m - 1) * float((resid**2).sum())) / total
-    return float(share), max(0.0, share - Z95 * se), min(1.0, share + Z95 * se)
+    return share, max(0.0, min(low, share - Z95 * se)), min(1.0, max(high, share + Z95 * se))
 
 
 def kinds_of(rows: list[ArticleRow]) -> Counter:
