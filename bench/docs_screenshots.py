@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+REPORT_SHOT_HEIGHT = 2300
 sys.path.insert(0, str(REPO))
 
 
@@ -69,8 +70,10 @@ def report_shot(model: Path, articles: Path, n: int, out_png: Path, work: Path) 
     try:
         d.get((work / "report" / "index.html").as_uri())
         time.sleep(1)
+        # The first screens (summary, score distribution, outlets); the full page of 600 articles is too
+        # tall to read as one image.
         height = d.execute_script("return document.body.scrollHeight")
-        d.set_window_size(1280, min(int(height) + 40, 6000))
+        d.set_window_size(1280, min(int(height) + 40, REPORT_SHOT_HEIGHT))
         d.save_screenshot(str(out_png))
     finally:
         d.quit()

@@ -63,6 +63,14 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, m
     assert "configs/tiny.yaml" in card and f"{meta['threshold']:.4f}" in card
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["machine"]["cpu_count"] >= 1 and str(run_json["machine"]["cpu_count"]) in card
+    # The int8 recipe of issue 23, for both model types: the most drifting weight MatMuls left in fp32, the
+    # rest quantised, and the list recorded.
+    import onnx
+
+    ops = {n.name: n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node}
+    kept = meta["parity"]["int8_recipe"]["fp32_matmuls"]
+    assert kept and all(ops.get(n) == "MatMul" for n in kept), kept
+    assert any(op == "MatMulInteger" or name.endswith("_quant") for name, op in ops.items())
     # What was shipped is what a user loads.
     sents = Predictor(out).predict_texts(["قال الوزير إن العمل مستمر. ويأمل الجميع أن ينتهي المشروع قريبا."])[0]
     assert len(sents) == 2 and all(0 <= s.score <= 1 for s in sents)
