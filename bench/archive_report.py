@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 KINDS = [
     "framing",
@@ -81,6 +81,8 @@ def synthetic(n: int, seed: int = 7) -> list[dict]:
 
 
 def main() -> None:
+    from model_types import cpu_name
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", type=int, default=100_000)
     ap.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
@@ -104,7 +106,7 @@ def main() -> None:
         took = time.perf_counter() - t0
         html = (Path(tmp) / "report" / "index.html").stat().st_size
     result = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "articles": a.articles,
         "format": a.format,
         "input_mb": round(size / 2**20, 1),
