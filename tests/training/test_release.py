@@ -74,3 +74,20 @@ def test_release_ships_a_calibrated_pruned_int8_bundle_with_its_card(tmp_path, m
     # What was shipped is what a user loads.
     sents = Predictor(out).predict_texts(["قال الوزير إن العمل مستمر. ويأمل الجميع أن ينتهي المشروع قريبا."])[0]
     assert len(sents) == 2 and all(0 <= s.score <= 1 for s in sents)
+
+
+def test_the_card_names_recall_per_kind_the_weak_kinds_and_genuine_false_alarms(tiny_run, tiny_bundle):
+    """Issue 22 item 9: what the model misses, said plainly. Rendered from the shipped model's own test report,
+    with one kind made weak."""
+    from training.ship.release import model_card
+
+    report = json.loads((REPO / "reports" / "e5-small-article-l6-g2k" / "test" / "report.json").read_text())
+    report["per_kind"]["rhetorical_question"]["recall"] = 0.081
+    card = model_card(read_metadata(tiny_bundle, verify=False), report, None, tiny_run)
+    for kind, m in report["per_kind"].items():
+        assert f"| {kind} | {m['inserted']} |" in card, kind
+    assert "**What it misses:** fewer than half of the rhetorical_question sentences are flagged" in card
+    assert "**Weakest kinds:** rhetorical_question 0.081 (37 sentences), connective_aside 0.504" in card
+    g = report["genuine"]["all"]
+    assert f"**{100 * g['sentences_flagged']:.2f}%** of {g['sentences']} sentences" in card
+    assert "Writers it never saw" in card and f"F1 **{report['unseen_writers']['pooled']['f1']:.3f}**" in card
