@@ -7,7 +7,7 @@ import pytest
 
 from serving.brackets import strip_brackets
 from serving.bundle import read_metadata
-from serving.predictor import Predictor, sigmoid
+from serving.predictor import Predictor, flags, sigmoid
 from tests._paths import REPO, need_example
 
 BUNDLE = REPO / "models" / "mudraj-e5-small"
@@ -64,7 +64,7 @@ def test_pruned_model_scores_dev_like_the_full_vocabulary_model(predictor, built
         # CPUs"; measured on an AVX2-only AMD EPYC: median 0.0013, 13 of 1,288 labels flipped).
         meta = read_metadata(BUNDLE, verify=False)
         logit = lambda p: np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))  # noqa: E731
-        labels = [sigmoid(logit(x) / meta["temperature"]) >= meta["threshold"] for x in (got, want)]
+        labels = [flags(sigmoid(logit(x) / meta["temperature"]), meta["threshold"]) for x in (got, want)]
         assert np.median(diff) <= 0.005
         assert (labels[0] == labels[1]).mean() >= 0.985
 
