@@ -64,7 +64,9 @@ class Sampler(threading.Thread):
             time.sleep(self.every)
 
 
-def one(session: requests.Session, url: str, kind: str, text: str, sentences: list[str]) -> tuple[float, bool]:
+def one(
+    session: requests.Session, url: str, kind: str, text: str, sentences: list[str]
+) -> tuple[float, tuple[bool, int, str]]:
     t0 = time.perf_counter()
     if kind == "classify":
         r = session.post(f"{url}/classify", json={"text": text}, timeout=120)
@@ -79,7 +81,7 @@ def one(session: requests.Session, url: str, kind: str, text: str, sentences: li
     else:
         r = session.post(f"{url}/classify_sentences", json={"sentences": sentences}, timeout=120)
         ok = r.status_code == 200
-    return time.perf_counter() - t0, (ok, r.status_code)
+    return time.perf_counter() - t0, (ok, r.status_code, "" if ok else r.text[:160])
 
 
 def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sentences: list[str]) -> dict:
@@ -103,6 +105,8 @@ def level(url: str, kind: str, concurrency: int, n_requests: int, text: str, sen
         "requests": n_requests,
         "errors": sum(not r[1][0] for r in results),
         "error_statuses": sorted({r[1][1] for r in results if not r[1][0]}),
+        # what the server said, once per status: BentoML's batching 503 and our queue's 503 read differently
+        "error_examples": {str(r[1][1]): r[1][2] for r in reversed(results) if not r[1][0]},
         "p50_ms": round(q(0.5), 1),
         "p95_ms": round(q(0.95), 1),
         "p99_ms": round(q(0.99), 1),

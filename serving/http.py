@@ -6,6 +6,7 @@ serving/service.py the endpoints, serving/schema.py the limits and the request m
                          new Prometheus series: memory and /metrics grow without end), and 404/405
                          answer JSON like every other error
     quiet_client_errors  BentoML logs each 4xx at ERROR with a traceback; make it one INFO line
+    ShedLoadMessage      a 503 from BentoML's adaptive batching says what happened, with Retry-After
     queue_gauge          mudraj_admitted_requests on /metrics: the queue depth Admission keeps
     clip                 a client's text, shortened for a log line or an error message
     docs_page            the API docs at / from local files only (BentoML's page loads Google Tag Manager)
@@ -13,11 +14,12 @@ serving/service.py the endpoints, serving/schema.py the limits and the request m
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Iterable
 
 import bentoml
-from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -117,10 +119,17 @@ class MudrajService(bentoml.Service):
 
 class _ClientErrorsInOneLine(logging.Filter):
     """BentoML logs every bad request at ERROR with a full traceback. A client's mistake is not a
-    server fault: one INFO line naming the status, the endpoint and the problem."""
+    server fault: one INFO line naming the status, the endpoint and the problem. A request its adaptive
+    batching sheds under load (503) is one WARNING line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ServiceUnavailable):  # BentoML's batching shed the request: load, not a fault
+            where = " ".join(reversed([str(a) for a in (record.args or ())]))
+            record.msg, record.args = "503 on %s: %s (adaptive batching could not meet its deadline)", (where, exc)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
         status = _client_status(exc)
         if status is None:
             return True
@@ -129,6 +138,51 @@ class _ClientErrorsInOneLine(logging.Filter):
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+BENTOML_500S = b"An unexpected error has occurred, please check the server log."
+SHED_RETRY_AFTER_S = 5
+
+
+class ShedLoadMessage:
+    """When BentoML's adaptive batching sheds a request (503, "process is overloaded" in the log), its body says
+    only "An unexpected error has occurred". Installed innermost, this says what happened and when to retry;
+    our own 503s (a full queue, a model still loading) carry their own message and pass untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start: dict | None = None
+        chunks: list[bytes] = []
+
+        async def checked_send(message):
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                start = message
+                return None
+            if start is None:
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return None
+            body = b"".join(chunks)
+            if BENTOML_500S in body:
+                body = json.dumps(
+                    {
+                        "error": f"the server is busy: {scope['path']} could not be batched within its deadline "
+                        f"(adaptive batching, max_latency_ms); retry in {SHED_RETRY_AFTER_S} s, or send fewer "
+                        "sentences at once"
+                    }
+                ).encode()
+                start["headers"] = [*start.get("headers", []), (b"retry-after", str(SHED_RETRY_AFTER_S).encode())]
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, checked_send)
 
 
 _QUEUE_GAUGE = None

@@ -45,7 +45,7 @@ from starlette.staticfiles import StaticFiles
 from serving.brackets import offsets_text
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.http import JSON_ERRORS, MudrajService, docs_page, quiet_client_errors
+from serving.http import JSON_ERRORS, MudrajService, ShedLoadMessage, docs_page, quiet_client_errors
 from serving.kinds import describe
 from serving.middleware import (
     Admission,
@@ -239,7 +239,7 @@ class Mudraj:
 
     # A bulk caller would rather wait than be refused: the batch deadline is generous (BentoML answers
     # 503 to requests it cannot serve within max_latency_ms).
-    @bentoml.api(input_spec=SentencesInput, batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    @bentoml.api(input_spec=SentencesInput, batchable=True, max_batch_size=256, max_latency_ms=30_000)
     def classify_sentences(self, sentences: list[str]) -> list[SentenceScore]:
         """Score sentences you segmented yourself: one score per sentence, in order.
 
@@ -292,3 +292,4 @@ Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES, timeout=BODY_TIMEOUT
 Mudraj.add_asgi_middleware(StrictRequests, paths=(*INFERENCE, "/model_card"))
 Mudraj.add_asgi_middleware(Admission, paths=INFERENCE, max_queue=MAX_QUEUE, timeout=TIMEOUT)
 Mudraj.add_asgi_middleware(TidyValidationErrors)
+Mudraj.add_asgi_middleware(ShedLoadMessage)  # innermost: sees BentoML's own answers only
