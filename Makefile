@@ -45,11 +45,13 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-# Benchmarks (minutes; results in bench/results/, figures in docs/img/, write-up in docs/benchmarks.md).
-# Needs a trained and released run: mudraj train --config configs/e5-small.yaml && mudraj release runs/e5-small
+# Benchmarks of the shipped model (minutes; results in bench/results/, figures in docs/img/, write-up in
+# docs/benchmarks.md, each with the command that made it). Those that need a training run of your own
+# (bench/throughput.py, bench/model_types.py --eager, bench/quant_consistency.py) are listed there.
 bench: install
-	$(BIN)/python bench/throughput.py --run runs/e5-small-release/pruned-run --bundle runs/e5-small-release/pruned-bundle --data build/corpus/test.jsonl
-	$(BIN)/python bench/quant_variants.py --bundle runs/e5-small-release/pruned-bundle
+	@test -f build/corpus/test.jsonl || $(BIN)/mudraj corpus build
+	$(BIN)/python bench/session_options.py --bundle models/mudraj-e5-small --data build/corpus/test.jsonl
+	$(BIN)/python bench/archive_report.py
 	$(BIN)/python bench/http_load.py --model models/mudraj-e5-small
 	$(BIN)/python bench/plots.py
 
