@@ -6,7 +6,8 @@ serving/service.py the endpoints, serving/schema.py the limits and the request m
                          new Prometheus series: memory and /metrics grow without end), and 404/405
                          answer JSON like every other error
     quiet_client_errors  BentoML logs each 4xx at ERROR with a traceback; make it one INFO line
-    ShedLoadMessage      a 503 from BentoML's adaptive batching says what happened, with Retry-After
+    TidyErrors           BentoML's own 400 (validation) and 503 (shed load) bodies rewritten: short, clipped,
+                         saying what happened
     queue_gauge          mudraj_admitted_requests on /metrics: the queue depth Admission keeps
     clip                 a client's text, shortened for a log line or an error message
     docs_page            the API docs at / from local files only (BentoML's page loads Google Tag Manager)
@@ -124,30 +125,35 @@ class _ClientErrorsInOneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, ServiceUnavailable):  # BentoML's batching shed the request: load, not a fault
-            where = " ".join(reversed([str(a) for a in (record.args or ())]))
-            record.msg, record.args = "503 on %s: %s (adaptive batching could not meet its deadline)", (where, exc)
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            return True
-        status = _client_status(exc)
-        if status is None:
-            return True
         where = " ".join(reversed([str(a) for a in (record.args or ())]))  # log_exception's (path, method)
-        record.msg, record.args = "client error %d on %s: %s", (status, where, _describe(exc))
+        if isinstance(exc, ServiceUnavailable):  # BentoML's batching shed the request: load, not a fault
+            level, line = logging.WARNING, f"503 on {where}: {exc} (adaptive batching could not meet its deadline)"
+        elif (status := _client_status(exc)) is not None:
+            level, line = logging.INFO, f"client error {status} on {where}: {_describe(exc)}"
+        else:
+            return True
+        record.msg, record.args = "%s", (line,)
         record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.levelno, record.levelname = level, logging.getLevelName(level)
         return True
 
+
+# ---------------------------------------------------------------- BentoML's own error bodies, rewritten
 
 BENTOML_500S = b"An unexpected error has occurred, please check the server log."
 SHED_RETRY_AFTER_S = 5
 
 
-class ShedLoadMessage:
-    """When BentoML's adaptive batching sheds a request (503, "process is overloaded" in the log), its body says
-    only "An unexpected error has occurred". Installed innermost, this says what happened and when to retry;
-    our own 503s (a full queue, a model still loading) carry their own message and pass untouched."""
+class TidyErrors:
+    """Rewrites the error bodies BentoML writes itself (installed innermost, it sees no other middleware's
+    answers; our own errors carry their own message and pass untouched):
+
+    400  a request that fails validation: {"error": "N validation error for X", "detail": pydantic's errors}
+         becomes the count in plain English ("1 validation error", "2 validation errors"), each error's field
+         path and message cut and escaped (clip: a field name can be two million characters, or carry line
+         breaks), and pydantic's documentation URL left out;
+    503  a request adaptive batching shed under load: BentoML's bare "An unexpected error has occurred"
+         becomes what happened and when to retry, with Retry-After."""
 
     def __init__(self, app):
         self.app = app
@@ -158,9 +164,9 @@ class ShedLoadMessage:
         start: dict | None = None
         chunks: list[bytes] = []
 
-        async def checked_send(message):
+        async def tidy_send(message):
             nonlocal start
-            if message["type"] == "http.response.start" and message["status"] == 503:
+            if message["type"] == "http.response.start" and message["status"] in (400, 503):
                 start = message
                 return None
             if start is None:
@@ -168,21 +174,55 @@ class ShedLoadMessage:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return None
-            body = b"".join(chunks)
-            if BENTOML_500S in body:
-                body = json.dumps(
-                    {
-                        "error": f"the server is busy: {scope['path']} could not be batched within its deadline "
-                        f"(adaptive batching, max_latency_ms); retry in {SHED_RETRY_AFTER_S} s, or send fewer "
-                        "sentences at once"
-                    }
-                ).encode()
-                start["headers"] = [*start.get("headers", []), (b"retry-after", str(SHED_RETRY_AFTER_S).encode())]
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            body, headers = (
+                b"".join(chunks),
+                [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"],
+            )
+            if start["status"] == 400:
+                body = _tidy(body)
+            elif BENTOML_500S in body:
+                body = _shed(scope["path"])
+                headers.append((b"retry-after", str(SHED_RETRY_AFTER_S).encode()))
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, checked_send)
+        await self.app(scope, receive, tidy_send)
+
+
+def _shed(path: str) -> bytes:
+    return json.dumps(
+        {
+            "error": f"the server is busy: {path} could not be batched within its deadline (adaptive batching, "
+            f"max_latency_ms); retry in {SHED_RETRY_AFTER_S} s, or send fewer sentences at once"
+        }
+    ).encode()
+
+
+def _tidy(body: bytes) -> bytes:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or not isinstance(data.get("detail"), list):
+        return body
+    detail = []
+    for e in data["detail"][:20]:
+        if isinstance(e, dict):
+            detail.append(
+                {
+                    "loc": [clip(x) if isinstance(x, str) else x for x in e.get("loc", [])],
+                    "msg": clip(e.get("msg", ""), 300),
+                    "type": e.get("type"),
+                }
+            )
+    n = len(data["detail"])
+    model = (
+        str(data.get("error", "")).rsplit(" for ", 1)[-1] if " for " in str(data.get("error", "")) else "the request"
+    )
+    out = {"error": f"{n} validation error{'s' if n != 1 else ''} for {clip(model)}", "detail": detail}
+    if n > 20:
+        out["more"] = n - 20
+    return json.dumps(out, ensure_ascii=False).encode()
 
 
 _QUEUE_GAUGE = None

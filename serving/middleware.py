@@ -9,7 +9,6 @@ holds what is done to the app BentoML builds).
     StrictRequests        415 for a body that is not JSON, 400 for duplicate keys or Content-Length with
                           Transfer-Encoding
     SecurityHeaders       a strict content security policy on the page
-    TidyValidationErrors  validation errors in one short line each, the offending input clipped
 """
 
 import asyncio
@@ -268,74 +267,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-# ---------------------------------------------------------------- 400 bodies
-
-
-class TidyValidationErrors:
-    """BentoML answers a request that fails validation with 400 {"error": "N validation error for X",
-    "detail": pydantic's errors}. This rewrites that body: the count in plain English ("1 validation
-    error", "2 validation errors"), each error's field path and message cut and escaped (clip: a field
-    name can be two million characters, or carry line breaks), and pydantic's documentation URL left out."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start: dict | None = None
-        chunks: list[bytes] = []
-
-        async def tidy_send(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                if message["status"] != 400:
-                    return await send(message)
-                start = message
-                return None
-            if start is None:
-                return await send(message)
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return None
-            body = _tidy(b"".join(chunks))
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, tidy_send)
-
-
-def _tidy(body: bytes) -> bytes:
-    import json
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(data, dict) or not isinstance(data.get("detail"), list):
-        return body
-    detail = []
-    for e in data["detail"][:20]:
-        if isinstance(e, dict):
-            detail.append(
-                {
-                    "loc": [clip(x) if isinstance(x, str) else x for x in e.get("loc", [])],
-                    "msg": clip(e.get("msg", ""), 300),
-                    "type": e.get("type"),
-                }
-            )
-    n = len(data["detail"])
-    model = (
-        str(data.get("error", "")).rsplit(" for ", 1)[-1] if " for " in str(data.get("error", "")) else "the request"
-    )
-    out = {"error": f"{n} validation error{'s' if n != 1 else ''} for {clip(model)}", "detail": detail}
-    if n > 20:
-        out["more"] = n - 20
-    return json.dumps(out, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- metrics labels, JSON 404/405

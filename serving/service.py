@@ -45,14 +45,13 @@ from starlette.staticfiles import StaticFiles
 from serving.brackets import offsets_text
 from serving.bundle import resolve_bundle
 from serving.defaults import default_threads
-from serving.http import JSON_ERRORS, MudrajService, ShedLoadMessage, docs_page, quiet_client_errors
+from serving.http import JSON_ERRORS, MudrajService, TidyErrors, docs_page, quiet_client_errors
 from serving.kinds import describe
 from serving.middleware import (
     Admission,
     BodyLimit,
     SecurityHeaders,
     StrictRequests,
-    TidyValidationErrors,
     deadline_response,
     error_response,
     request_deadline,
@@ -291,5 +290,4 @@ class Mudraj:
 Mudraj.add_asgi_middleware(BodyLimit, limit=MAX_BODY_BYTES, timeout=BODY_TIMEOUT)
 Mudraj.add_asgi_middleware(StrictRequests, paths=(*INFERENCE, "/model_card"))
 Mudraj.add_asgi_middleware(Admission, paths=INFERENCE, max_queue=MAX_QUEUE, timeout=TIMEOUT)
-Mudraj.add_asgi_middleware(TidyValidationErrors)
-Mudraj.add_asgi_middleware(ShedLoadMessage)  # innermost: sees BentoML's own answers only
+Mudraj.add_asgi_middleware(TidyErrors)  # innermost: sees BentoML's own answers only

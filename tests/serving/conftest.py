@@ -6,7 +6,22 @@ exactly as a user starts it (the HTTP benchmarks use the same class), and stoppe
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+# The server's own count of admitted /classify requests (bodies read, a queue place taken); BentoML's
+# in-progress gauge counts a request from its first byte, while its body may still be arriving.
+_ADMITTED = re.compile(r'^mudraj_admitted_requests\{[^}]*endpoint="/classify"[^}]*\}\s+(\S+)', re.M)
+
+
+def admitted_classify_requests(url: str) -> float:
+    """`mudraj_admitted_requests{endpoint="/classify"}` read from the server's /metrics (0 before the first)."""
+    import requests
+
+    m = _ADMITTED.search(requests.get(f"{url}/metrics", timeout=10).text)
+    return float(m.group(1)) if m else 0.0
+
 
 # Settings a developer's shell may carry that would change what the tests see.
 CLEAN_ENV = {

@@ -7,7 +7,7 @@ import logging
 
 from bentoml.exceptions import ServiceUnavailable
 
-from serving.http import BENTOML_500S, SHED_RETRY_AFTER_S, ShedLoadMessage, _ClientErrorsInOneLine
+from serving.http import BENTOML_500S, SHED_RETRY_AFTER_S, TidyErrors, _ClientErrorsInOneLine
 
 
 def _answer(status: int, error: str):
@@ -29,7 +29,7 @@ def _call(app, path="/classify_sentences"):
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    asyncio.run(ShedLoadMessage(app)({"type": "http", "path": path, "method": "POST"}, receive, send))
+    asyncio.run(TidyErrors(app)({"type": "http", "path": path, "method": "POST"}, receive, send))
     start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
     return start["status"], dict(start["headers"]), body
 

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests._paths import service_endpoints
-from tests.serving.conftest import CLEAN_ENV
+from tests.serving.conftest import CLEAN_ENV, admitted_classify_requests
 
 requests = pytest.importorskip("requests")
 psutil = pytest.importorskip("psutil")
@@ -287,10 +287,6 @@ def test_bom_only_or_non_arabic_text_is_refused(server, text):
 
 # ---------------------------------------------------------------- point 2b/2c and the metrics switch: servers of their own
 
-# Admitted, not merely arriving: BentoML's own in-progress gauge counts a request from its first byte, while its
-# 3.5 MB body may still be read; a small request sent then would be admitted first (CI saw exactly that).
-ADMITTED = re.compile(r'^mudraj_admitted_requests\{[^}]*endpoint="/classify"[^}]*\}\s+(\S+)', re.M)
-
 
 @pytest.fixture(scope="module")
 def tight_server(tiny_bundle, tmp_path_factory):
@@ -334,10 +330,9 @@ def test_full_queue_answers_503_with_retry_after(tight_server):
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(requests.post, url + "/classify", data=slow_body(), headers=JSON, timeout=120)
         # Only once the server itself counts the slow request in progress (no guessing with sleep).
-        while not slow.done():
-            m = ADMITTED.search(requests.get(url + "/metrics", timeout=10).text)
-            if m and float(m.group(1)) >= 1:
-                break
+        # (admitted, not merely arriving: a small request sent while its 3.5 MB body is still being read would
+        # be admitted first; CI saw exactly that)
+        while not slow.done() and admitted_classify_requests(url) < 1:
             time.sleep(0.02)
         assert not slow.done(), slow.result().text[:300]
         refused = requests.post(url + "/classify", json={"text": ARTICLE}, timeout=60)
@@ -348,7 +343,7 @@ def test_full_queue_answers_503_with_retry_after(tight_server):
     assert retry.isdigit() and int(retry) >= 1, refused.headers
     # every place is given back once its computation has stopped (the refused request never took one)
     waited = time.monotonic()
-    while float(ADMITTED.search(requests.get(url + "/metrics", timeout=10).text).group(1)) != 0:
+    while admitted_classify_requests(url) != 0:
         assert time.monotonic() - waited < 120, "the queue gauge never went back to 0"
         time.sleep(0.2)
 

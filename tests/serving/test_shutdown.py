@@ -1,6 +1,5 @@
 """SIGTERM while requests are in flight: every accepted request is answered, then the server exits."""
 
-import re
 import signal
 import subprocess
 import time
@@ -8,18 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.serving.conftest import CLEAN_ENV
+from tests.serving.conftest import CLEAN_ENV, admitted_classify_requests
 
 requests = pytest.importorskip("requests")
 pytestmark = pytest.mark.slow
-
-ADMITTED = re.compile(r'^mudraj_admitted_requests\{[^}]*endpoint="/classify"[^}]*\}\s+(\S+)', re.M)
-
-
-def classify_in_progress(url: str) -> float:
-    """How many /classify requests the server has admitted, bodies read (its own Prometheus gauge)."""
-    m = ADMITTED.search(requests.get(f"{url}/metrics", timeout=5).text)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_sigterm_drains_in_flight_requests(tiny_bundle, tmp_path):
@@ -35,7 +26,7 @@ def test_sigterm_drains_in_flight_requests(tiny_bundle, tmp_path):
             ]
             # SIGTERM only once the server itself reports all four requests accepted (no guessing with sleep).
             deadline = time.monotonic() + 60
-            while classify_in_progress(srv.url) < 4:
+            while admitted_classify_requests(srv.url) < 4:
                 assert not any(f.done() for f in futures), "a request finished before all four were accepted"
                 assert time.monotonic() < deadline, f"the server never had 4 requests in flight:\n{srv.log_tail()}"
                 time.sleep(0.05)

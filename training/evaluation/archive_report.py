@@ -41,13 +41,13 @@ def share_interval(inserted: np.ndarray, sentences: np.ndarray) -> tuple[float, 
     if total == 0:
         return 0.0, 0.0, 0.0
     share = float(inserted.sum()) / total
+    m = len(sentences)
+    if m < 2:
+        return share, 0.0, 1.0
     # Wilson score interval, sentences as independent draws
     centre = (share + Z95**2 / (2 * total)) / (1 + Z95**2 / total)
     half = Z95 * math.sqrt(share * (1 - share) / total + Z95**2 / (4 * total**2)) / (1 + Z95**2 / total)
     low, high = centre - half, centre + half
-    m = len(sentences)
-    if m < 2:
-        return share, 0.0, 1.0
     resid = inserted - share * sentences
     se = math.sqrt(m / (m - 1) * float((resid**2).sum())) / total
     return share, max(0.0, min(low, share - Z95 * se)), min(1.0, max(high, share + Z95 * se))
